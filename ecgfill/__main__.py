@@ -1,0 +1,3 @@
+from ecgfill.cli import main
+
+main()

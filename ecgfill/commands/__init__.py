@@ -1,0 +1,1 @@
+"""One module per CLI command. Modules import only light things at top level."""

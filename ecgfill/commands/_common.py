@@ -1,0 +1,40 @@
+"""What every command shares: turning library errors into one line and an exit code."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import typer
+
+from ecgfill.console import EXIT_FAILED, EXIT_USAGE, error
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def handle_errors(func: F) -> F:
+    """Run a command body; EcgfillError becomes one line on stderr and exit 1 (2 for usage)."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from ecgfill.errors import EcgfillError, UsageError
+
+        try:
+            return func(*args, **kwargs)
+        except UsageError as exc:
+            error(str(exc))
+            raise typer.Exit(EXIT_USAGE) from None
+        except EcgfillError as exc:
+            error(str(exc))
+            raise typer.Exit(EXIT_FAILED) from None
+        except KeyboardInterrupt:
+            error("interrupted")
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def not_available(name: str, issue: int) -> None:
+    error(f"'ecgfill {name}' is not available yet (tracked in issue #{issue})")
+    raise typer.Exit(EXIT_FAILED)

@@ -1,0 +1,79 @@
+"""The one place for terminal output: human text on stderr, JSON on stdout, progress on a TTY."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from rich.console import Console
+
+T = TypeVar("T")
+
+# Exit codes shared by every command.
+EXIT_OK = 0
+EXIT_FAILED = 1  # at least one record failed; the batch went on
+EXIT_USAGE = 2  # bad arguments or options
+
+stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def error(message: str) -> None:
+    """One clear error line on stderr."""
+    stderr.print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
+
+
+def warn(message: str) -> None:
+    stderr.print(f"[yellow]warning:[/] {message}", markup=True, highlight=False)
+
+
+def info(message: str) -> None:
+    stderr.print(message, markup=False, highlight=False)
+
+
+def emit_json(obj: dict[str, Any]) -> None:
+    """One JSON object per line on stdout, flushed so pipelines see it at once."""
+    sys.stdout.write(json.dumps(obj, allow_nan=False, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def progress_enabled() -> bool:
+    return stderr.is_terminal
+
+
+@contextmanager
+def progress(description: str, total: int | None) -> Iterator[Any]:
+    """A rich progress bar on a terminal; a no-op object elsewhere. Yields ``advance(n=1)``."""
+    if not progress_enabled():
+        yield lambda n=1: None
+        return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=stderr,
+        transient=False,
+    ) as bar:
+        task = bar.add_task(description, total=total)
+        yield lambda n=1: bar.advance(task, n)
+
+
+def track(items: Iterable[T], description: str, total: int | None = None) -> Iterator[T]:
+    """Iterate with a progress bar on a terminal."""
+    with progress(description, total) as advance:
+        for item in items:
+            yield item
+            advance()

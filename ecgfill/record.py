@@ -1,0 +1,126 @@
+"""The record type every part of ecgfill passes around."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+import numpy as np
+
+from ecgfill.leads import LEAD_INDEX, LIMB_LEADS, STANDARD_LEADS, i_ii_from_limb, limb_lead
+
+Origin = Literal["measured", "derived", "reconstructed"]
+
+FLAT_MV = 1e-3  # peak-to-peak below 1 µV counts as a flat line
+
+
+@dataclass
+class ECGRecord:
+    """An ECG: ``signal`` is float32 ``[leads, samples]`` in mV, one canonical name per lead.
+
+    ``origins`` says for each lead whether it was measured, derived by lead algebra or
+    reconstructed by a model; ``other_channels`` names non-ECG channels the reader left out.
+    """
+
+    signal: np.ndarray
+    fs: float
+    leads: tuple[str, ...]
+    origins: tuple[Origin, ...] = ()
+    source: str | None = None
+    comments: list[str] = field(default_factory=list)
+    other_channels: tuple[str, ...] = ()
+    warnings: list[str] = field(default_factory=list)
+    model: str | None = None
+
+    def __post_init__(self) -> None:
+        self.signal = np.asarray(self.signal, dtype=np.float32)
+        if self.signal.ndim != 2 or self.signal.shape[0] != len(self.leads):
+            raise ValueError(f"signal shape {self.signal.shape} does not match {len(self.leads)} leads")
+        if not self.origins:
+            self.origins = ("measured",) * len(self.leads)
+        self.leads, self.origins = tuple(self.leads), tuple(self.origins)
+
+    @property
+    def n_samples(self) -> int:
+        return int(self.signal.shape[1])
+
+    @property
+    def seconds(self) -> float:
+        return self.n_samples / self.fs
+
+    def lead(self, name: str) -> np.ndarray:
+        return self.signal[self.leads.index(name)]
+
+    def leads_with(self, origin: Origin) -> list[str]:
+        return [n for n, o in zip(self.leads, self.origins, strict=True) if o == origin]
+
+    def select(self, names: list[str] | tuple[str, ...]) -> ECGRecord:
+        """A record with only ``names`` (in that order)."""
+        missing = [n for n in names if n not in self.leads]
+        if missing:
+            raise KeyError(f"leads not in record: {', '.join(missing)}")
+        idx = [self.leads.index(n) for n in names]
+        return replace(
+            self,
+            signal=self.signal[idx],
+            leads=tuple(names),
+            origins=tuple(self.origins[i] for i in idx),
+            warnings=list(self.warnings),
+            comments=list(self.comments),
+        )
+
+    def with_limb_leads(self) -> ECGRecord:
+        """All six limb leads (missing ones derived from two of I, II, III), in standard order.
+
+        Leads already present keep their samples and origin untouched. Raises ValueError when
+        fewer than two of I, II, III are present.
+        """
+        present = {n: self.lead(n) for n in ("I", "II", "III") if n in self.leads}
+        pair = i_ii_from_limb({k: v.astype(np.float64) for k, v in present.items()})
+        if pair is None:
+            raise ValueError("needs two of leads I, II, III to derive the limb leads")
+        lead_i, lead_ii = pair
+        rows: dict[str, tuple[np.ndarray, Origin]] = {}
+        for name in LIMB_LEADS:
+            if name in self.leads:
+                rows[name] = (self.lead(name), self.origins[self.leads.index(name)])
+            else:
+                rows[name] = (limb_lead(name, lead_i, lead_ii), "derived")
+        for name, origin in zip(self.leads, self.origins, strict=True):
+            rows.setdefault(name, (self.lead(name), origin))
+        return self._from_rows(rows)
+
+    def in_standard_order(self) -> ECGRecord:
+        """Leads sorted as I, II, III, aVR, aVL, aVF, V1-V6."""
+        order = sorted(self.leads, key=LEAD_INDEX.__getitem__)
+        return self.select(order)
+
+    def is_complete(self) -> bool:
+        return set(STANDARD_LEADS) <= set(self.leads)
+
+    def _from_rows(self, rows: dict[str, tuple[np.ndarray, Origin]]) -> ECGRecord:
+        names = sorted(rows, key=LEAD_INDEX.__getitem__)
+        return replace(
+            self,
+            signal=np.stack([rows[n][0] for n in names]).astype(np.float32),
+            leads=tuple(names),
+            origins=tuple(rows[n][1] for n in names),
+            warnings=list(self.warnings),
+            comments=list(self.comments),
+        )
+
+
+def quality_warnings(signal: np.ndarray, leads: tuple[str, ...] | list[str]) -> list[str]:
+    """Per-lead problems worth telling the user: NaN samples, all-NaN and flat-line leads."""
+    out: list[str] = []
+    for name, row in zip(leads, signal, strict=True):
+        nan = int(np.count_nonzero(~np.isfinite(row)))
+        if row.size and nan == row.size:
+            out.append(f"lead {name} has no finite samples")
+            continue
+        if nan:
+            out.append(f"lead {name} has {nan} non-finite samples ({100 * nan / row.size:.1f}%)")
+        finite = row[np.isfinite(row)]
+        if finite.size and float(finite.max() - finite.min()) < FLAT_MV:
+            out.append(f"lead {name} is flat")
+    return out
