@@ -1,0 +1,99 @@
+"""From raw channels (any labels, any units) to an ECGRecord with canonical leads in mV.
+
+Shared by every reader, so lead naming, unit handling and per-lead checks behave the same for
+WFDB and EDF.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from ecgfill.errors import RecordError
+from ecgfill.io.names import normalize_lead_name
+from ecgfill.leads import LEAD_INDEX
+from ecgfill.record import ECGRecord, Origin, quality_warnings
+
+UNIT_TO_MV = {"mv": 1.0, "uv": 1e-3, "µv": 1e-3, "μv": 1e-3, "nv": 1e-6, "v": 1e3}
+ORIGINS_TAG = "ecgfill-origins:"
+MODEL_TAG = "ecgfill-model:"
+_ORIGIN_ITEM = re.compile(r"(\w+)=(measured|derived|reconstructed)")
+
+
+@dataclass
+class ChannelSet:
+    """Channels as a reader found them: physical values ``[channels, samples]`` in ``units``."""
+
+    signal: np.ndarray
+    labels: list[str]
+    units: list[str]
+    fs: float
+
+
+def unit_to_mv(path: str, label: str, unit: str) -> float:
+    key = (unit or "mV").strip().lower()
+    if key not in UNIT_TO_MV:
+        raise RecordError(path, f"lead {label}: unknown unit {unit!r} (expected mV, uV or V)")
+    return UNIT_TO_MV[key]
+
+
+def build_record(channels: ChannelSet, path: str, comments: list[str]) -> ECGRecord:
+    """Normalise lead names, convert units to mV and collect per-lead warnings.
+
+    Channels that are not standard leads (respiration, Frank leads, markers) are kept out and
+    listed in ``other_channels``. Duplicate leads are an error; inverted leads (``-aVR``) are
+    flipped back.
+    """
+    rows: dict[str, np.ndarray] = {}
+    others: list[str] = []
+    for row, label, unit in zip(channels.signal, channels.labels, channels.units, strict=True):
+        found = normalize_lead_name(label)
+        if found is None:
+            others.append(label)
+            continue
+        name, sign = found
+        if name in rows:
+            raise RecordError(path, f"duplicated lead name {name} (channel {label!r})")
+        scale = sign * unit_to_mv(path, label, unit)
+        rows[name] = (np.asarray(row, dtype=np.float64) * scale).astype(np.float32)
+    if not rows:
+        listed = ", ".join(channels.labels) or "none"
+        raise RecordError(path, f"no standard ECG leads found (channels: {listed})")
+    names = tuple(sorted(rows, key=LEAD_INDEX.__getitem__))
+    signal = np.stack([rows[n] for n in names])
+    origins, model = _provenance(comments, names)
+    warnings = quality_warnings(signal, names)
+    if others:
+        warnings.append(f"non-ECG channels left out: {', '.join(others)}")
+    return ECGRecord(
+        signal=signal,
+        fs=channels.fs,
+        leads=names,
+        origins=origins,
+        source=path,
+        comments=[c for c in comments if not c.startswith((ORIGINS_TAG, MODEL_TAG, "ecgfill "))],
+        other_channels=tuple(others),
+        warnings=warnings,
+        model=model,
+    )
+
+
+def provenance_comments(origins: dict[str, Origin], model: str | None) -> list[str]:
+    """Header comment lines that let the reader restore lead origins and the model."""
+    lines = [ORIGINS_TAG + " " + " ".join(f"{k}={v}" for k, v in origins.items())]
+    if model:
+        lines.append(f"{MODEL_TAG} {model}")
+    return lines
+
+
+def _provenance(comments: list[str], names: tuple[str, ...]) -> tuple[tuple[Origin, ...], str | None]:
+    found: dict[str, Origin] = {}
+    model = None
+    for line in comments:
+        if line.startswith(ORIGINS_TAG):
+            found.update(dict(_ORIGIN_ITEM.findall(line)))  # type: ignore[arg-type]
+        elif line.startswith(MODEL_TAG):
+            model = line[len(MODEL_TAG):].strip() or None
+    return tuple(found.get(n, "measured") for n in names), model
