@@ -1,0 +1,175 @@
+"""The batch engine shared by ``derive-limb`` and ``reconstruct``.
+
+Every record is processed in isolation: a failure becomes one error line (and a JSON object with
+``status: error``) and the batch goes on. Outputs mirror the input tree, are skipped when they
+already exist (unless overwritten), and are written atomically by the writers.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from ecgfill import console
+from ecgfill.errors import RecordError
+from ecgfill.io import output_exists
+from ecgfill.io.discover import RecordInput
+
+Status = Literal["ok", "skipped", "error"]
+
+
+@dataclass
+class Job:
+    """One record to process and where its output goes."""
+
+    item: RecordInput
+    output: Path | None
+    fmt: str = "wfdb"
+
+
+@dataclass
+class Outcome:
+    """What happened to one record; ``details`` holds command-specific JSON fields."""
+
+    input: str
+    output: str | None
+    status: Status
+    error: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "input": self.input,
+            "output": self.output,
+            "status": self.status,
+            "error": self.error,
+            **self.details,
+            "warnings": self.warnings,
+        }
+
+
+@dataclass
+class Summary:
+    ok: int = 0
+    skipped: int = 0
+    failed: int = 0
+    seconds: float = 0.0
+
+    @property
+    def exit_code(self) -> int:
+        return console.EXIT_FAILED if self.failed else console.EXIT_OK
+
+
+def plan_jobs(
+    items: list[RecordInput], out_dir: Path, *, fmt: str = "wfdb", overwrite: bool = False
+) -> tuple[list[Job], list[Outcome]]:
+    """Map inputs to outputs; returns jobs to run and outcomes decided already (errors, skips)."""
+    jobs: list[Job] = []
+    decided: list[Outcome] = []
+    claimed: dict[Path, str] = {}
+    for item in items:
+        if item.error:
+            decided.append(Outcome(str(item.path), None, "error", item.error))
+            continue
+        base = item.output_base(out_dir)
+        if base in claimed:
+            problem = f"output {base} is also produced by {claimed[base]}; rename one of them"
+            decided.append(Outcome(str(item.path), str(base), "error", problem))
+            continue
+        claimed[base] = str(item.path)
+        if not overwrite and output_exists(base, fmt):
+            decided.append(Outcome(str(item.path), str(base), "skipped"))
+            continue
+        jobs.append(Job(item, base, fmt))
+    return jobs, decided
+
+
+def guarded(process: Callable[[Job], Outcome], job: Job) -> Outcome:
+    """Run ``process`` on one job, turning any failure into an error outcome."""
+    try:
+        return process(job)
+    except RecordError as exc:
+        return Outcome(str(job.item.path), _out(job), "error", exc.problem)
+    except PermissionError:
+        problem = f"output not writable ({job.output.parent if job.output else '?'})"
+        return Outcome(str(job.item.path), _out(job), "error", problem)
+    except OSError as exc:
+        return Outcome(str(job.item.path), _out(job), "error", f"{exc.strerror or exc}")
+    except Exception as exc:  # one bad record never stops the batch
+        problem = f"internal error ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+        return Outcome(str(job.item.path), _out(job), "error", problem)
+
+
+def run_batch(
+    jobs: list[Job],
+    decided: list[Outcome],
+    process: Callable[[Job], Outcome],
+    *,
+    workers: int = 1,
+    json_output: bool = False,
+    label: str = "Processing",
+    initializer: Callable[..., None] | None = None,
+    initargs: tuple[Any, ...] = (),
+) -> Summary:
+    """Process all jobs (in parallel when ``workers`` > 1), report each outcome, summarise."""
+    summary = Summary()
+    start = time.perf_counter()
+    for outcome in decided:
+        _report(outcome, summary, json_output)
+    with console.progress(label, len(jobs)) as advance:
+        for outcome in _outcomes(jobs, process, workers, initializer, initargs):
+            _report(outcome, summary, json_output)
+            advance()
+    summary.seconds = time.perf_counter() - start
+    print_summary(summary)
+    return summary
+
+
+def _outcomes(
+    jobs: list[Job],
+    process: Callable[[Job], Outcome],
+    workers: int,
+    initializer: Callable[..., None] | None,
+    initargs: tuple[Any, ...],
+) -> Iterator[Outcome]:
+    if workers <= 1 or len(jobs) <= 1:
+        if initializer:
+            initializer(*initargs)
+        yield from (guarded(process, job) for job in jobs)
+        return
+    from concurrent.futures import ProcessPoolExecutor
+    from functools import partial
+
+    with ProcessPoolExecutor(workers, initializer=initializer, initargs=initargs) as pool:
+        yield from pool.map(partial(guarded, process), jobs, chunksize=1)
+
+
+def _report(outcome: Outcome, summary: Summary, json_output: bool) -> None:
+    if outcome.status == "ok":
+        summary.ok += 1
+    elif outcome.status == "skipped":
+        summary.skipped += 1
+    else:
+        summary.failed += 1
+        console.error(f"{outcome.input}: {outcome.error}")
+    for note in outcome.warnings:
+        console.warn(f"{outcome.input}: {note}")
+    if json_output:
+        console.emit_json(outcome.to_json())
+
+
+def print_summary(summary: Summary) -> None:
+    total = summary.ok + summary.skipped + summary.failed
+    rate = (summary.ok / summary.seconds) if summary.seconds > 0 else 0.0
+    console.info(
+        f"{total} records: {summary.ok} ok, {summary.skipped} skipped (already done), "
+        f"{summary.failed} failed in {summary.seconds:.1f} s ({rate:.1f} records/s)"
+    )
+
+
+def _out(job: Job) -> str | None:
+    return str(job.output) if job.output else None

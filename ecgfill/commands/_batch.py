@@ -1,0 +1,59 @@
+"""Shared plumbing for commands that turn input records into output records."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from ecgfill.errors import UsageError
+
+
+def run_file_batch(
+    inputs: list[str],
+    output_dir: Path,
+    process: Callable[..., Any],
+    *,
+    fmt: str,
+    overwrite: bool,
+    workers: int,
+    json_output: bool,
+    label: str,
+    shard: tuple[int, int] | None = None,
+    initializer: Callable[..., None] | None = None,
+    initargs: tuple[Any, ...] = (),
+) -> None:
+    """Discover records, plan outputs, run the batch and exit with its code."""
+    from ecgfill.batch import plan_jobs, run_batch
+    from ecgfill.io import discover
+
+    if fmt not in {"wfdb", "edf"}:
+        raise UsageError(f"--format must be wfdb or edf, not {fmt!r}")
+    _check_output_dir(output_dir)
+    items = discover.find_records(inputs)
+    if shard:
+        good = [i for i in items if not i.error]
+        items = [i for i in items if i.error] + discover.shard(good, *shard)
+    jobs, decided = plan_jobs(items, output_dir, fmt=fmt, overwrite=overwrite)
+    summary = run_batch(
+        jobs, decided, process, workers=workers, json_output=json_output, label=label,
+        initializer=initializer, initargs=initargs,
+    )
+    raise typer.Exit(summary.exit_code)
+
+
+def _check_output_dir(output_dir: Path) -> None:
+    import os
+
+    from ecgfill.errors import EcgfillError
+
+    if output_dir.exists() and not output_dir.is_dir():
+        raise UsageError(f"{output_dir}: output path exists and is not a directory")
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise EcgfillError(f"{output_dir}: cannot create output directory ({exc.strerror})") from None
+    if not os.access(output_dir, os.W_OK):
+        raise EcgfillError(f"{output_dir}: output directory is not writable")

@@ -1,0 +1,176 @@
+"""Signal-level metrics, their aggregation over records and paired model comparison.
+
+Every metric is computed per record and lead in mV on the record's own samples, then aggregated
+over records (mean, median and a percentile-bootstrap 95% confidence interval of the mean).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+SIGNAL_METRICS: tuple[str, ...] = (
+    "pearson_r", "mae_mv", "rmse_mv", "snr_db", "prd_pct", "r2", "amp_ratio",
+)
+# A perfect copy has infinite SNR; capping keeps means finite (1e-5 of the signal's RMS).
+SNR_CAP_DB = 100.0
+QRS_HALF_WINDOW_S = 0.06  # QRS peak-to-peak is taken within ±60 ms of each R peak
+DEFAULT_BOOTSTRAP = 1000
+
+
+def signal_metrics(
+    truth: np.ndarray, recon: np.ndarray, fs: float, r_peaks: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
+    """Per-lead metrics of ``recon`` against ``truth`` (both ``[leads, samples]`` in mV).
+
+    - ``pearson_r``: correlation (NaN when either lead is flat).
+    - ``mae_mv``, ``rmse_mv``: absolute and root-mean-square error in mV.
+    - ``prd_pct``: 100·‖e‖/‖t − mean(t)‖, the percentage RMS difference normalised to the truth's
+      variation (PRDN, so a baseline offset cannot flatter it); ``snr_db`` = −20·log10(PRD/100),
+      capped at :data:`SNR_CAP_DB`; ``r2``: 1 − SSE/SST (can be negative).
+    - ``amp_ratio``: reconstructed ÷ true QRS peak-to-peak amplitude, medians over the beats at
+      ``r_peaks`` (whole-signal peak-to-peak when no beats are given); < 1 means the model
+      shrinks the QRS towards the population mean.
+
+    Returns one float64 array of length ``leads`` per name in :data:`SIGNAL_METRICS`.
+    """
+    t = np.atleast_2d(np.asarray(truth, dtype=np.float64))
+    y = np.atleast_2d(np.asarray(recon, dtype=np.float64))
+    if t.shape != y.shape:
+        raise ValueError(f"truth {t.shape} and reconstruction {y.shape} differ in shape")
+    err = y - t
+    sse = np.sum(err**2, axis=1)
+    tc = t - t.mean(axis=1, keepdims=True)
+    yc = y - y.mean(axis=1, keepdims=True)
+    sst = np.sum(tc**2, axis=1)
+    syy = np.sum(yc**2, axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = np.sum(tc * yc, axis=1) / np.sqrt(sst * syy)
+        prd = 100.0 * np.sqrt(sse / sst)
+        snr = np.minimum(-20.0 * np.log10(prd / 100.0), SNR_CAP_DB)
+        r2 = 1.0 - sse / sst
+    flat = sst <= 0
+    r[flat | (syy <= 0)] = np.nan
+    for values in (prd, snr, r2):
+        values[flat] = np.nan
+    return {
+        "pearson_r": np.clip(r, -1.0, 1.0),
+        "mae_mv": np.mean(np.abs(err), axis=1),
+        "rmse_mv": np.sqrt(sse / t.shape[1]),
+        "snr_db": snr,
+        "prd_pct": prd,
+        "r2": r2,
+        "amp_ratio": amplitude_ratio(t, y, fs, r_peaks),
+    }
+
+
+def amplitude_ratio(
+    truth: np.ndarray, recon: np.ndarray, fs: float, r_peaks: np.ndarray | None = None
+) -> np.ndarray:
+    """Reconstructed ÷ true QRS peak-to-peak per lead (median over beats); NaN for flat truth."""
+    t, y = np.atleast_2d(truth), np.atleast_2d(recon)
+    n = t.shape[1]
+    peaks = np.asarray(r_peaks if r_peaks is not None else [], dtype=np.int64)
+    half = max(1, round(QRS_HALF_WINDOW_S * fs))
+    peaks = peaks[(peaks - half >= 0) & (peaks + half < n)]
+    if peaks.size:
+        idx = peaks[:, None] + np.arange(-half, half + 1)[None, :]  # [beats, window]
+        ptp_t = np.median(np.ptp(t[:, idx], axis=2), axis=1)
+        ptp_y = np.median(np.ptp(y[:, idx], axis=2), axis=1)
+    else:
+        ptp_t, ptp_y = np.ptp(t, axis=1), np.ptp(y, axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = ptp_y / ptp_t
+    ratio[ptp_t <= 0] = np.nan
+    return ratio
+
+
+def bootstrap_means(values: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """Means of ``n_boot`` resamples (with replacement) of ``values`` (1-D, finite)."""
+    n = values.size
+    out = np.empty(n_boot)
+    chunk = max(1, 2_000_000 // max(n, 1))  # bound the index matrix to ~16 MB
+    for start in range(0, n_boot, chunk):
+        stop = min(n_boot, start + chunk)
+        out[start:stop] = values[rng.integers(0, n, size=(stop - start, n))].mean(axis=1)
+    return out
+
+
+def summarize(
+    values: np.ndarray | list[float], n_boot: int = DEFAULT_BOOTSTRAP, seed: int = 0
+) -> dict[str, Any]:
+    """``{"mean", "median", "ci95": [lo, hi], "n"}`` over the finite values (NaN is skipped).
+
+    ``ci95`` is the 2.5/97.5 percentile interval of ``n_boot`` bootstrap means drawn with
+    ``seed`` (deterministic); None when fewer than two values or ``n_boot`` is 0. Empty input gives
+    None for every statistic.
+    """
+    v = np.asarray(values, dtype=np.float64).ravel()
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return {"mean": None, "median": None, "ci95": None, "n": 0}
+    ci = None
+    if v.size > 1 and n_boot > 0:
+        boots = bootstrap_means(v, n_boot, np.random.default_rng(seed))
+        lo, hi = np.percentile(boots, [2.5, 97.5])
+        ci = [float(lo), float(hi)]
+    return {"mean": float(v.mean()), "median": float(np.median(v)), "ci95": ci, "n": int(v.size)}
+
+
+def cohens_d_paired(diff: np.ndarray) -> float:
+    """Cohen's d for paired samples (d_z): mean difference ÷ standard deviation of differences."""
+    d = np.asarray(diff, dtype=np.float64)
+    d = d[np.isfinite(d)]
+    if d.size < 2:
+        return float("nan")
+    sd = float(np.std(d, ddof=1))
+    if sd == 0.0:
+        return 0.0 if float(d.mean()) == 0.0 else float(np.sign(d.mean()) * np.inf)
+    return float(d.mean() / sd)
+
+
+def wilcoxon_p(diff: np.ndarray) -> float:
+    """Two-sided Wilcoxon signed-rank p-value of paired differences; NaN when undefined."""
+    from scipy.stats import wilcoxon
+
+    d = np.asarray(diff, dtype=np.float64)
+    d = d[np.isfinite(d)]
+    if d.size == 0 or not np.any(d != 0):
+        return float("nan")
+    return float(wilcoxon(d).pvalue)
+
+
+def paired_comparison(
+    a: np.ndarray, b: np.ndarray, n_boot: int = DEFAULT_BOOTSTRAP, seed: int = 0
+) -> dict[str, Any]:
+    """Paired differences ``a - b`` over records where both are finite.
+
+    Returns ``{"mean_diff", "median_diff", "ci95", "wilcoxon_p", "cohens_d", "n"}`` (CI as in
+    :func:`summarize`).
+    """
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    both = np.isfinite(a) & np.isfinite(b)
+    diff = a[both] - b[both]
+    stats = summarize(diff, n_boot, seed)
+    return {
+        "mean_diff": stats["mean"],
+        "median_diff": stats["median"],
+        "ci95": stats["ci95"],
+        "wilcoxon_p": wilcoxon_p(diff),
+        "cohens_d": cohens_d_paired(diff),
+        "n": stats["n"],
+    }
+
+
+def nanmean_rows(table: Mapping[str, np.ndarray], keys: list[str]) -> np.ndarray:
+    """Mean over the given keys of equally long per-record arrays, ignoring NaN (NaN if all are)."""
+    if not keys:
+        return np.array([])
+    stacked = np.stack([np.asarray(table[k], dtype=np.float64) for k in keys])
+    finite = np.isfinite(stacked)
+    count = finite.sum(axis=0)
+    total = np.where(finite, stacked, 0.0).sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / np.maximum(count, 1), np.nan)
