@@ -48,6 +48,8 @@ def read_wfdb(path: str | Path) -> ECGRecord:
     except MemoryError:
         raise RecordError(path, "header declares a length too large to read") from None
     except Exception as exc:  # wfdb raises bare ValueErrors and friends on bad files
+        if "not loaded correctly" in str(exc):
+            raise RecordError(path, "data file has fewer samples than the header declares") from None
         raise RecordError(path, f"cannot read WFDB record: {_one_line(exc)}") from None
     return _to_record(rec, header_path, text)
 

@@ -1,0 +1,40 @@
+"""Shared fixtures: generated records and the optional real data share."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ecgfill.leads import STANDARD_LEADS
+from ecgfill.record import ECGRecord
+
+SHARED_DATA = Path(os.environ.get("ECGFILL_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The real-data share (../shared/data); tests using it skip when it is absent."""
+    if not (SHARED_DATA / "README.md").is_file():
+        pytest.skip("real data share ../shared/data not present")
+    return SHARED_DATA
+
+
+def make_record(seconds: float = 10.0, fs: float = 500.0, seed: int = 0) -> ECGRecord:
+    """A 12-lead physiological record from the package's synthesiser."""
+    from ecgfill.synth import synthesize
+
+    return synthesize(seconds, fs, seed=seed)
+
+
+@pytest.fixture
+def record12() -> ECGRecord:
+    return make_record()
+
+
+@pytest.fixture
+def random_record() -> ECGRecord:
+    rng = np.random.default_rng(1)
+    return ECGRecord(rng.normal(0, 1, (12, 1234)).astype(np.float32), 250.0, STANDARD_LEADS)
