@@ -221,7 +221,7 @@ class Highpass:
             "cutoff_hz": self.cutoff_hz,
             "order": self.order,
             "zero_phase": True,
-            "implementation": "scipy.signal.sosfiltfilt, even (mirror) padding of 3/cutoff seconds",
+            "implementation": "scipy.signal.sosfiltfilt, odd padding of 3/cutoff seconds",
         }
 
     @classmethod
@@ -239,8 +239,8 @@ def highpass(
 ) -> np.ndarray:
     """Zero-phase Butterworth high-pass (second-order sections, forward-backward); float32 out.
 
-    The ends are mirrored (even extension: no jump in level) by 3 / cutoff seconds (at most the signal length
-    minus one) so the filter's start-up transient stays out of the signal.
+    The ends are extended point-symmetrically (drift continues smoothly) by 3 / cutoff seconds,
+    at most the signal length minus one, so the start-up transient stays out of the signal.
     """
     from scipy.signal import butter, sosfiltfilt
 
@@ -253,7 +253,7 @@ def highpass(
         return data.astype(np.float32)
     sos = butter(order, cutoff_hz, btype="highpass", fs=fs, output="sos")
     padlen = min(n - 1, math.ceil(3 * fs / cutoff_hz))
-    return sosfiltfilt(sos, data, axis=axis, padtype="even", padlen=padlen).astype(np.float32)
+    return sosfiltfilt(sos, data, axis=axis, padtype="odd", padlen=padlen).astype(np.float32)
 
 
 def apply_filters(x: np.ndarray, fs: float, filters: Mapping[str, Any], axis: int = -1) -> np.ndarray:

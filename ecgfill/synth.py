@@ -56,7 +56,7 @@ _QRS_WAVES: Final = ("Q", "R", "S")
 _WAVE_VECTORS: Final = {
     "P": np.array([0.10, 0.16, 0.0]),
     "Q": np.array([-0.10, 0.05, -0.15]),
-    "R": np.array([1.00, 0.80, 0.50]),
+    "R": np.array([1.05, 0.84, 0.52]),
     "S": np.array([-0.20, -0.15, 0.30]),
     "T": np.array([0.35, 0.20, -0.15]),
 }
@@ -168,9 +168,9 @@ def synthesize_with_fiducials(
     record (P onset to T offset), in time order. ``r_peak`` is the peak of the R wave's dipole.
     """
     params = params or SynthParams()
-    independent, fiducials = _render(_n_samples(seconds, fs), fs, params, _Morphology(), seed)
+    signal, fiducials = _render(_n_samples(seconds, fs), fs, params, _Morphology(), seed)
     record = ECGRecord(
-        signal=expand_independent(independent),
+        signal=signal,
         fs=float(fs),
         leads=STANDARD_LEADS,
         comments=[f"synthetic ECG (ecgfill.synth, seed {seed}): {params}"],
@@ -206,8 +206,7 @@ def synthesize_batch(n: int, seconds: float, fs: float, seed: int = 0) -> np.nda
             horizontal_rotation_deg=rng.uniform(-15.0, 15.0),
         )
         record_seed = int(rng.integers(2**63))
-        independent, _ = _render(n_samples, fs, params, morphology, record_seed)
-        out[i] = expand_independent(independent)
+        out[i] = _render(n_samples, fs, params, morphology, record_seed)[0]
     return out
 
 
@@ -280,7 +279,7 @@ def _frontal_rotation(waves: dict[str, _Wave], axis_deg: float) -> float:
 
 
 def _beat_starts(
-    n_samples: float, fs: float, params: SynthParams, rng: np.random.Generator
+    n_samples: int, fs: float, params: SynthParams, rng: np.random.Generator
 ) -> np.ndarray:
     """P-onset times (s) of enough beats to cover the record, the first one before t = 0.
 
@@ -303,7 +302,11 @@ def _beat_starts(
 def _render(
     n_samples: int, fs: float, params: SynthParams, morphology: _Morphology, seed: int
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """float32 ``[8, n_samples]`` independent leads (I, II, V1-V6) and the beat fiducials."""
+    """float32 ``[12, n_samples]`` standard leads and the beat fiducials.
+
+    I, II and V1-V6 are computed chunk by chunk and expanded to the twelve leads in float32, so
+    III == II - I exactly and memory stays at the output plus one chunk.
+    """
     rhythm_seq, noise_seq, wander_seq = np.random.SeedSequence(seed).spawn(3)
     starts = _beat_starts(n_samples, fs, params, np.random.default_rng(rhythm_seq))
     waves = _waves(params, morphology)
@@ -312,23 +315,29 @@ def _render(
     wander_hz = wander_rng.uniform(*_WANDER_HZ, size=(_N_INDEPENDENT, 1))
     wander_phase = wander_rng.uniform(0.0, 2 * math.pi, size=(_N_INDEPENDENT, 1))
 
-    out = np.empty((_N_INDEPENDENT, n_samples), dtype=np.float32)
+    out = np.empty((len(STANDARD_LEADS), n_samples), dtype=np.float32)
     for first in range(0, n_samples, _CHUNK_SAMPLES):
         t = np.arange(first, min(first + _CHUNK_SAMPLES, n_samples)) / fs
-        dipole = np.zeros((3, t.size))
-        for wave in waves.values():
-            # The beat whose instance of this wave began last; earlier ones are over (RR > width).
-            beat = np.searchsorted(starts + wave.onset, t, side="right") - 1
-            np.maximum(beat, 0, out=beat)
-            dipole += wave.vector[:, None] * wave.bump(t - (starts[beat] + wave.peak))
-        chunk = _LEAD_FIELD @ dipole
+        chunk = _LEAD_FIELD @ _dipole(t, starts, waves)
         if params.baseline_wander_mv > 0:
             chunk += params.baseline_wander_mv * np.sin(2 * math.pi * wander_hz * t + wander_phase)
         if params.noise_mv > 0:
             # Drawn sample-major so that a shorter record is a prefix of a longer one.
             chunk += params.noise_mv * noise_rng.standard_normal((t.size, _N_INDEPENDENT)).T
-        out[:, first : first + t.size] = chunk
+        out[:, first : first + t.size] = expand_independent(chunk.astype(np.float32))
     return out, _fiducials(starts, waves, fs, n_samples)
+
+
+def _dipole(t: np.ndarray, starts: np.ndarray, waves: dict[str, _Wave]) -> np.ndarray:
+    """The ``[3, len(t)]`` heart dipole (mV) at times ``t`` (s) for beats starting at ``starts``."""
+    dipole = np.zeros((3, t.size))
+    for wave in waves.values():
+        # The beat whose instance of this wave began last: earlier instances are over, since
+        # every wave is shorter than the shortest RR interval.
+        beat = np.searchsorted(starts + wave.onset, t, side="right") - 1
+        np.maximum(beat, 0, out=beat)
+        dipole += wave.vector[:, None] * wave.bump(t - (starts[beat] + wave.peak))
+    return dipole
 
 
 def _fiducials(

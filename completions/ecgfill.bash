@@ -1,0 +1,10 @@
+_ecgfill_completion() {
+    local IFS=$'
+'
+    COMPREPLY=( $( env COMP_WORDS="${COMP_WORDS[*]}" \
+                   COMP_CWORD=$COMP_CWORD \
+                   _ECGFILL_COMPLETE=complete_bash $1 ) )
+    return 0
+}
+
+complete -o default -F _ecgfill_completion ecgfill

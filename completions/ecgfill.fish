@@ -1,0 +1,1 @@
+complete --command ecgfill --no-files --arguments "(env _ECGFILL_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=get-args _TYPER_COMPLETE_ARGS=(commandline -cp) ecgfill)" --condition "env _ECGFILL_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=is-args _TYPER_COMPLETE_ARGS=(commandline -cp) ecgfill"
