@@ -264,14 +264,19 @@ def apply_filters(x: np.ndarray, fs: float, filters: Mapping[str, Any], axis: in
     return Highpass.from_dict(spec).apply(x, fs, axis=axis)
 
 
-def nan_runs(row: np.ndarray) -> list[tuple[int, int]]:
-    """``(start, stop)`` of each run of non-finite samples in a 1-D array."""
-    bad = ~np.isfinite(row)
-    if not bad.any():
+def true_runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """``(start, stop)`` of each run of True in a 1-D boolean array."""
+    mask = np.asarray(mask, dtype=bool)
+    if not mask.any():
         return []
-    edges = np.diff(np.concatenate([[False], bad, [False]]).astype(np.int8))
+    edges = np.diff(np.concatenate([[False], mask, [False]]).astype(np.int8))
     starts, stops = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
     return list(zip(starts.tolist(), stops.tolist(), strict=True))
+
+
+def nan_runs(row: np.ndarray) -> list[tuple[int, int]]:
+    """``(start, stop)`` of each run of non-finite samples in a 1-D array."""
+    return true_runs(~np.isfinite(row))
 
 
 def fill_gaps(row: np.ndarray, max_gap: int) -> tuple[np.ndarray, int]:

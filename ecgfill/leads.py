@@ -28,15 +28,21 @@ LIMB_FROM_I_II: dict[str, tuple[float, float]] = {
 
 
 def i_ii_from_limb(limb: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray] | None:
-    """Recover (I, II) from any two of I, II, III given as float arrays; None if fewer than two."""
-    i, ii, iii = limb.get("I"), limb.get("II"), limb.get("III")
-    if i is not None and ii is not None:
-        return i, ii
-    if i is not None and iii is not None:
-        return i, i + iii
-    if ii is not None and iii is not None:
-        return ii - iii, ii
-    return None
+    """Recover (I, II) from any two limb leads given as float arrays; None if fewer than two.
+
+    No two of the six limb leads are parallel on the hexaxial reference system, so any pair
+    determines I and II exactly (I and II themselves are preferred, then III).
+    """
+    present = [n for n in ("I", "II", "III", "aVR", "aVL", "aVF") if limb.get(n) is not None]
+    if len(present) < 2:
+        return None
+    first, second = present[:2]
+    if (first, second) == ("I", "II"):
+        return limb["I"], limb["II"]
+    coeffs = np.array([LIMB_FROM_I_II[first], LIMB_FROM_I_II[second]])
+    inverse = np.linalg.inv(coeffs)  # rows of (I, II) as combinations of (first, second)
+    a, b = limb[first], limb[second]
+    return inverse[0, 0] * a + inverse[0, 1] * b, inverse[1, 0] * a + inverse[1, 1] * b
 
 
 def limb_lead(name: str, lead_i: np.ndarray, lead_ii: np.ndarray) -> np.ndarray:

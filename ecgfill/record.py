@@ -70,15 +70,15 @@ class ECGRecord:
         )
 
     def with_limb_leads(self) -> ECGRecord:
-        """All six limb leads (missing ones derived from two of I, II, III), in standard order.
+        """All six limb leads (missing ones derived from any two limb leads), in standard order.
 
         Leads already present keep their samples and origin untouched. Raises ValueError when
-        fewer than two of I, II, III are present.
+        fewer than two limb leads are present.
         """
-        present = {n: self.lead(n) for n in ("I", "II", "III") if n in self.leads}
+        present = {n: self.lead(n) for n in LIMB_LEADS if n in self.leads}
         pair = i_ii_from_limb({k: v.astype(np.float64) for k, v in present.items()})
         if pair is None:
-            raise ValueError("needs two of leads I, II, III to derive the limb leads")
+            raise ValueError("needs two limb leads (e.g. I and II) to derive the others")
         lead_i, lead_ii = pair
         rows: dict[str, tuple[np.ndarray, Origin]] = {}
         for name in LIMB_LEADS:

@@ -233,9 +233,8 @@ def _waves(params: SynthParams, morphology: _Morphology) -> dict[str, _Wave]:
     timing["T"] = (t_onset, pr + qt - t_fall, pr + qt)
 
     beta = math.radians(morphology.horizontal_rotation_deg)
-    about_vertical = np.array(
-        [[math.cos(beta), 0.0, math.sin(beta)], [0.0, 1.0, 0.0], [-math.sin(beta), 0.0, math.cos(beta)]]
-    )
+    cos_b, sin_b = math.cos(beta), math.sin(beta)
+    about_vertical = np.array([[cos_b, 0.0, sin_b], [0.0, 1.0, 0.0], [-sin_b, 0.0, cos_b]])
     waves = {
         name: _Wave(
             params.amplitude_mv * scale * (about_vertical @ _WAVE_VECTORS[name]), *timing[name]
@@ -243,9 +242,8 @@ def _waves(params: SynthParams, morphology: _Morphology) -> dict[str, _Wave]:
         for name, scale in zip(_WAVES, morphology.wave_scale, strict=True)
     }
     alpha = _frontal_rotation(waves, params.axis_deg)
-    about_sagittal = np.array(
-        [[math.cos(alpha), -math.sin(alpha), 0.0], [math.sin(alpha), math.cos(alpha), 0.0], [0, 0, 1]]
-    )
+    cos_a, sin_a = math.cos(alpha), math.sin(alpha)
+    about_sagittal = np.array([[cos_a, -sin_a, 0.0], [sin_a, cos_a, 0.0], [0.0, 0.0, 1.0]])
     return {
         name: _Wave(about_sagittal @ w.vector, w.onset, w.peak, w.offset)
         for name, w in waves.items()
@@ -310,6 +308,8 @@ def _render(
     rhythm_seq, noise_seq, wander_seq = np.random.SeedSequence(seed).spawn(3)
     starts = _beat_starts(n_samples, fs, params, np.random.default_rng(rhythm_seq))
     waves = _waves(params, morphology)
+    wave_list = list(waves.values())
+    lead_waves = _LEAD_FIELD @ np.stack([w.vector for w in wave_list], axis=1)  # [8, waves]
     noise_rng = np.random.default_rng(noise_seq)
     wander_rng = np.random.default_rng(wander_seq)
     wander_hz = wander_rng.uniform(*_WANDER_HZ, size=(_N_INDEPENDENT, 1))
@@ -317,27 +317,36 @@ def _render(
 
     out = np.empty((len(STANDARD_LEADS), n_samples), dtype=np.float32)
     for first in range(0, n_samples, _CHUNK_SAMPLES):
-        t = np.arange(first, min(first + _CHUNK_SAMPLES, n_samples)) / fs
-        chunk = _LEAD_FIELD @ _dipole(t, starts, waves)
+        size = min(_CHUNK_SAMPLES, n_samples - first)
+        chunk = lead_waves @ _wave_trains(first, size, fs, starts, wave_list)
         if params.baseline_wander_mv > 0:
+            t = np.arange(first, first + size) / fs
             chunk += params.baseline_wander_mv * np.sin(2 * math.pi * wander_hz * t + wander_phase)
         if params.noise_mv > 0:
             # Drawn sample-major so that a shorter record is a prefix of a longer one.
-            chunk += params.noise_mv * noise_rng.standard_normal((t.size, _N_INDEPENDENT)).T
-        out[:, first : first + t.size] = expand_independent(chunk.astype(np.float32))
+            chunk += params.noise_mv * noise_rng.standard_normal((size, _N_INDEPENDENT)).T
+        out[:, first : first + size] = expand_independent(chunk.astype(np.float32))
     return out, _fiducials(starts, waves, fs, n_samples)
 
 
-def _dipole(t: np.ndarray, starts: np.ndarray, waves: dict[str, _Wave]) -> np.ndarray:
-    """The ``[3, len(t)]`` heart dipole (mV) at times ``t`` (s) for beats starting at ``starts``."""
-    dipole = np.zeros((3, t.size))
-    for wave in waves.values():
-        # The beat whose instance of this wave began last: earlier instances are over, since
-        # every wave is shorter than the shortest RR interval.
-        beat = np.searchsorted(starts + wave.onset, t, side="right") - 1
-        np.maximum(beat, 0, out=beat)
-        dipole += wave.vector[:, None] * wave.bump(t - (starts[beat] + wave.peak))
-    return dipole
+def _wave_trains(
+    first: int, size: int, fs: float, starts: np.ndarray, waves: list[_Wave]
+) -> np.ndarray:
+    """``[len(waves), size]`` unit bumps of every beat's waves at samples ``first ..``.
+
+    Each wave is stamped only over the samples it covers. Instances of one wave never overlap
+    (every wave is shorter than the shortest RR interval), so the nonzero samples are unique.
+    """
+    trains = np.zeros((len(waves), size))
+    for row, wave in zip(trains, waves, strict=True):
+        first_sample = np.ceil((starts + wave.onset) * fs).astype(np.int64)
+        width = math.ceil((wave.offset - wave.onset) * fs) + 1
+        near = (first_sample < first + size) & (first_sample + width > first)
+        index = first_sample[near, None] + np.arange(width)
+        values = wave.bump(index / fs - (starts[near, None] + wave.peak))
+        keep = (values > 0) & (index >= first) & (index < first + size)
+        row[index[keep] - first] = values[keep]
+    return trains
 
 
 def _fiducials(

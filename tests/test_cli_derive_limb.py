@@ -67,7 +67,7 @@ def test_bad_inputs_fail_alone(tree: Path, tmp_path: Path) -> None:
     assert code == 1
     by_name = {Path(o["input"]).stem: o for o in lines}
     assert by_name["r1"]["status"] == "ok" and by_name["r2"]["status"] == "ok"
-    assert "two of leads I, II, III" in by_name["nolimb"]["error"]
+    assert "needs two limb leads" in by_name["nolimb"]["error"]
     assert "no finite samples" in by_name["nan"]["error"]
     assert "corrupt header" in by_name["broken"]["error"]
     assert by_name["missing"]["error"] == "input path does not exist"

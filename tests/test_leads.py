@@ -25,7 +25,7 @@ def test_einthoven_goldberger_identities(random_record: ECGRecord) -> None:
     assert limb.origins == ("measured", "measured", "derived", "derived", "derived", "derived")
 
 
-@pytest.mark.parametrize("pair", [("I", "III"), ("II", "III")])
+@pytest.mark.parametrize("pair", [("I", "III"), ("II", "III"), ("aVR", "aVF"), ("III", "aVL"), ("aVL", "I")])
 def test_any_two_of_i_ii_iii(pair: tuple[str, str], random_record: ECGRecord) -> None:
     full = random_record.select(["I", "II"]).with_limb_leads()
     given_two = full.select(list(pair))
@@ -37,7 +37,7 @@ def test_any_two_of_i_ii_iii(pair: tuple[str, str], random_record: ECGRecord) ->
 
 
 def test_one_limb_lead_is_not_enough(random_record: ECGRecord) -> None:
-    with pytest.raises(ValueError, match="two of leads"):
+    with pytest.raises(ValueError, match="needs two limb leads"):
         random_record.select(["II", "V1"]).with_limb_leads()
 
 

@@ -13,43 +13,62 @@ from ecgfill.io.names import normalize_lead_name
 from ecgfill.record import ECGRecord
 
 
-def read_edf(path: str | Path) -> ECGRecord:
-    """Read an EDF/EDF+/BDF file; ECG leads must share one sampling rate."""
-    import pyedflib
+class EdfReader:
+    """An EDF/EDF+/BDF file opened for reading, whole or in chunks."""
 
-    path = Path(path)
-    try:
-        reader = pyedflib.EdfReader(str(path))
-    except OSError as exc:
-        raise RecordError(path, f"cannot read EDF/BDF: {str(exc).strip() or 'unreadable file'}") from None
-    try:
+    def __init__(self, path: str | Path) -> None:
+        import pyedflib
+
+        self.path = Path(path)
+        try:
+            self._reader = pyedflib.EdfReader(str(self.path))
+        except OSError as exc:
+            problem = str(exc).strip() or "unreadable file"
+            raise RecordError(self.path, f"cannot read EDF/BDF: {problem}") from None
+        try:
+            self._open()
+        except BaseException:
+            self.close()
+            raise
+
+    def _open(self) -> None:
+        reader = self._reader
         labels = [label.strip() for label in reader.getSignalLabels()]
         rates = [float(reader.getSampleFrequency(i)) for i in range(len(labels))]
-        ecg = [i for i, label in enumerate(labels) if normalize_lead_name(label) is not None]
-        if not ecg:
-            raise RecordError(path, f"no standard ECG leads found (channels: {', '.join(labels)})")
-        ecg_rates = Counter(rates[i] for i in ecg)
+        self.ecg = [i for i, label in enumerate(labels) if normalize_lead_name(label) is not None]
+        if not self.ecg:
+            raise RecordError(self.path, f"no standard ECG leads found (channels: {', '.join(labels)})")
+        ecg_rates = Counter(rates[i] for i in self.ecg)
         if len(ecg_rates) > 1:
-            raise RecordError(path, f"ECG leads have different sampling rates: {sorted(ecg_rates)}")
-        fs = rates[ecg[0]]
-        lengths = {int(reader.getNSamples()[i]) for i in ecg}
+            raise RecordError(self.path, f"ECG leads have different sampling rates: {sorted(ecg_rates)}")
+        self.fs = rates[self.ecg[0]]
+        lengths = {int(reader.getNSamples()[i]) for i in self.ecg}
         if len(lengths) > 1 or 0 in lengths:
-            raise RecordError(path, "ECG leads have different or zero lengths")
-        signal = np.stack([reader.readSignal(i) for i in ecg])
-        units = [reader.getPhysicalDimension(i).strip() or "mV" for i in ecg]
-        others = [labels[i] for i in range(len(labels)) if i not in ecg]
-        comments = []
-        header = reader.getHeader()
-        if header.get("patientcode"):
-            comments.append(f"patient_id: {header['patientcode']}")
-    finally:
-        reader.close()
-    record = build_record(
-        ChannelSet(signal=signal, labels=[labels[i] for i in ecg], units=units, fs=fs),
-        str(path),
-        comments,
-    )
-    if others:
-        record.other_channels = tuple(others)
-        record.warnings.append(f"non-ECG channels left out: {', '.join(others)}")
-    return record
+            raise RecordError(self.path, "ECG leads have different or zero lengths")
+        self.n_samples = lengths.pop()
+        self.labels = [labels[i] for i in self.ecg]
+        self.units = [reader.getPhysicalDimension(i).strip() or "mV" for i in self.ecg]
+        self.others = [labels[i] for i in range(len(labels)) if i not in self.ecg]
+        patient = reader.getHeader().get("patientcode")
+        self.comments = [f"patient_id: {patient}"] if patient else []
+
+    def read(self, start: int, stop: int) -> ECGRecord:
+        signal = np.stack([self._reader.readSignal(i, start, stop - start) for i in self.ecg])
+        channels = ChannelSet(signal=signal, labels=self.labels, units=self.units, fs=self.fs)
+        record = build_record(channels, str(self.path), list(self.comments))
+        if self.others:
+            record.other_channels = tuple(self.others)
+            record.warnings.append(f"non-ECG channels left out: {', '.join(self.others)}")
+        return record
+
+    def verify(self) -> None:
+        """EDF carries no checksums; nothing to verify."""
+
+    def close(self) -> None:
+        self._reader.close()
+
+    def __enter__(self) -> EdfReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -28,30 +28,95 @@ def record_base(path: Path) -> Path:
     return path
 
 
-def read_wfdb(path: str | Path) -> ECGRecord:
-    """Read a WFDB record (any of its file paths) into an ECGRecord in mV."""
-    import wfdb
+class WfdbReader:
+    """A WFDB record opened for reading, whole or in sequential chunks.
 
-    base = record_base(Path(path))
-    header_path = base.with_suffix(".hea")
-    if not header_path.is_file():
-        raise RecordError(path, "no header file (.hea) found")
-    text = _read_header_text(header_path)
-    _check_header(header_path, text)
-    try:
-        with _readable_header(header_path, text) as readable_base:
-            rec = wfdb.rdrecord(str(readable_base), physical=False, m2s=True, smooth_frames=True)
-    except RecordError:
-        raise
-    except FileNotFoundError as exc:
-        raise RecordError(path, f"missing data file {Path(exc.filename or '').name}") from None
-    except MemoryError:
-        raise RecordError(path, "header declares a length too large to read") from None
-    except Exception as exc:  # wfdb raises bare ValueErrors and friends on bad files
-        if "not loaded correctly" in str(exc):
-            raise RecordError(path, "data file has fewer samples than the header declares") from None
-        raise RecordError(path, f"cannot read WFDB record: {_one_line(exc)}") from None
-    return _to_record(rec, header_path, text)
+    Checksums cover the whole signal, so they are summed over the chunks read and checked by
+    :meth:`verify` once every sample was read; the initial values are checked on the first chunk.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        import wfdb
+
+        self.path = path
+        base = record_base(Path(path))
+        self.header_path = base.with_suffix(".hea")
+        if not self.header_path.is_file():
+            raise RecordError(path, "no header file (.hea) found")
+        self.text = _read_header_text(self.header_path)
+        _check_header(self.header_path, self.text)
+        self._readable = _readable_header(self.header_path, self.text)
+        self.base = self._readable.__enter__()
+        try:
+            self.header = wfdb.rdheader(str(self.base))
+        except Exception as exc:
+            self.close()
+            raise RecordError(self.header_path, f"corrupt header: {_one_line(exc)}") from None
+        self.fs = float(self.header.fs)
+        self.n_samples = int(self.header.sig_len or 0)
+        if self.n_samples == 0:
+            self.close()
+            raise RecordError(self.header_path, "zero-length record")
+        self._sums: np.ndarray | None = None
+        self._summed_until = 0
+
+    def read(self, start: int, stop: int) -> ECGRecord:
+        import wfdb
+
+        try:
+            rec = wfdb.rdrecord(
+                str(self.base), sampfrom=start, sampto=stop, physical=False, m2s=True,
+                smooth_frames=True,
+            )
+        except FileNotFoundError as exc:
+            problem = f"missing data file {Path(exc.filename or '').name}"
+            raise RecordError(self.header_path, problem) from None
+        except MemoryError:
+            raise RecordError(self.header_path, "header declares a length too large to read") from None
+        except Exception as exc:  # wfdb raises bare ValueErrors and friends on bad files
+            if "not loaded correctly" in str(exc):
+                problem = "data file has fewer samples than the header declares"
+                raise RecordError(self.header_path, problem) from None
+            raise RecordError(self.header_path, f"cannot read WFDB record: {_one_line(exc)}") from None
+        self._check_chunk(rec, start, stop)
+        return _to_record(rec, self.header_path)
+
+    def _check_chunk(self, rec: object, start: int, stop: int) -> None:
+        digital = getattr(rec, "d_signal", None)
+        if digital is None:  # multi-segment records come back physical; nothing to check
+            return
+        if digital.shape[0] != stop - start:
+            problem = f"data has {digital.shape[0]} samples where the header declares {stop - start}"
+            raise RecordError(self.header_path, problem)
+        if start == 0 and rec.init_value is not None:
+            for ch, expected in enumerate(rec.init_value):
+                if expected is not None and int(expected) != int(digital[0, ch]):
+                    problem = f"initial value mismatch in signal {rec.sig_name[ch]}"
+                    raise RecordError(self.header_path, problem)
+        if start <= self._summed_until < stop:
+            part = np.sum(digital[self._summed_until - start :], axis=0, dtype=np.int64)
+            self._sums = part if self._sums is None else self._sums + part
+            self._summed_until = stop
+
+    def verify(self) -> None:
+        """Check the header's checksums once the whole signal was read."""
+        checksums = getattr(self.header, "checksum", None)
+        if self._sums is None or self._summed_until < self.n_samples or checksums is None:
+            return
+        sums = self._sums % 65536
+        for ch, expected in enumerate(checksums):
+            if expected is not None and int(expected) % 65536 != int(sums[ch]):
+                name = self.header.sig_name[ch]
+                raise RecordError(self.header_path, f"checksum mismatch in signal {name} (corrupt data?)")
+
+    def close(self) -> None:
+        self._readable.__exit__(None, None, None)
+
+    def __enter__(self) -> WfdbReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _read_header_text(header_path: Path) -> str:
@@ -158,48 +223,27 @@ def _wfdb_accepts_time_date(parts: list[str]) -> bool:
     return True
 
 
-def _to_record(rec: object, header_path: Path, text: str) -> ECGRecord:
-    """Convert a wfdb Record (digital, or physical for multi-segment) into mV, checking it."""
+def _to_record(rec: object, header_path: Path) -> ECGRecord:
+    """Convert a wfdb Record (digital, or physical for multi-segment) into physical units."""
     path = str(header_path)
     names = [str(n) for n in (rec.sig_name or [])]
     units = [str(u) if u else "mV" for u in (rec.units or ["mV"] * len(names))]
     if getattr(rec, "d_signal", None) is not None:
         digital = rec.d_signal
-        if digital.shape[0] == 0:
-            raise RecordError(path, "zero-length record")
-        _verify_samples(path, rec, digital)
         gain = np.asarray(rec.adc_gain, dtype=np.float64)
-        if np.any(gain == 0):
-            gain = np.where(gain == 0, 200.0, gain)  # WFDB: a zero gain means the default, 200
-        baseline = np.asarray(rec.baseline, dtype=np.float64)
-        physical = (digital - baseline) / gain
-        invalid = np.array([_invalid_value(f) for f in rec.fmt], dtype=object)
-        for ch, bad in enumerate(invalid):
+        gain = np.where(gain == 0, 200.0, gain)  # WFDB: a zero gain means the default, 200
+        physical = (digital - np.asarray(rec.baseline, dtype=np.float64)) / gain
+        for ch, fmt in enumerate(rec.fmt):
+            bad = _invalid_value(fmt)
             if bad is not None:
                 physical[digital[:, ch] == bad, ch] = np.nan
     else:
         physical = np.asarray(rec.p_signal, dtype=np.float64)
-        if physical.shape[0] == 0:
-            raise RecordError(path, "zero-length record")
+    if physical.shape[0] == 0:
+        raise RecordError(path, "zero-length record")
     comments = [str(c) for c in (rec.comments or [])]
     channels = ChannelSet(signal=physical.T, labels=names, units=units, fs=float(rec.fs))
     return build_record(channels, path, comments)
-
-
-def _verify_samples(path: str, rec: object, digital: np.ndarray) -> None:
-    """Check the sample count, checksums and initial values the header promises."""
-    if rec.sig_len and digital.shape[0] != rec.sig_len:
-        raise RecordError(path, f"data has {digital.shape[0]} samples, header says {rec.sig_len}")
-    names = rec.sig_name
-    if rec.checksum is not None:
-        sums = np.sum(digital, axis=0, dtype=np.int64) % 65536
-        for ch, expected in enumerate(rec.checksum):
-            if expected is not None and int(expected) % 65536 != int(sums[ch]):
-                raise RecordError(path, f"checksum mismatch in signal {names[ch]} (corrupt data?)")
-    if rec.init_value is not None:
-        for ch, expected in enumerate(rec.init_value):
-            if expected is not None and int(expected) != int(digital[0, ch]):
-                raise RecordError(path, f"initial value mismatch in signal {names[ch]}")
 
 
 def _invalid_value(fmt: str) -> int | None:

@@ -7,13 +7,13 @@ header and data in a few numpy operations.
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
 import numpy as np
 
 from ecgfill import __version__
-from ecgfill.io.atomic import write_atomically
 from ecgfill.io.channels import provenance_comments
 from ecgfill.record import ECGRecord
 
@@ -42,16 +42,16 @@ def to_digital(record: ECGRecord) -> tuple[np.ndarray, list[str]]:
     return digital.T, notes
 
 
-def header_text(record: ECGRecord, name: str, digital: np.ndarray) -> str:
+def header_text(
+    record: ECGRecord, name: str, n_samples: int, first: np.ndarray, checksums: np.ndarray
+) -> str:
     """The ``.hea`` text: record line, one line per signal, then provenance comments."""
     fs = record.fs
     fs_text = str(int(fs)) if float(fs).is_integer() else repr(float(fs))
-    lines = [f"{name} {len(record.leads)} {fs_text} {digital.shape[0]}"]
-    checksums = np.sum(digital, axis=0, dtype=np.int64) % 65536
+    lines = [f"{name} {len(record.leads)} {fs_text} {n_samples}"]
     for ch, lead in enumerate(record.leads):
         lines.append(
-            f"{name}.dat 16 {GAIN_PER_MV}(0)/mV 16 0 {int(digital[0, ch])} "
-            f"{int(checksums[ch])} 0 {lead}"
+            f"{name}.dat 16 {GAIN_PER_MV}(0)/mV 16 0 {int(first[ch])} {int(checksums[ch])} 0 {lead}"
         )
     lines.extend("# " + c for c in provenance_lines(record) + list(record.comments))
     return "\n".join(lines) + "\n"
@@ -76,15 +76,69 @@ def write_wfdb(record: ECGRecord, base: str | Path) -> list[Path]:
 
     Clipping notes are appended to ``record.warnings``.
     """
-    base = Path(base)
-    name = safe_record_name(base.name)
-    base = base.with_name(name)
-    digital, notes = to_digital(record)
-    record.warnings.extend(notes)
-    data = np.ascontiguousarray(digital).tobytes()
-    header = header_text(record, name, digital)
-    dat, hea = base.with_suffix(".dat"), base.with_suffix(".hea")
-    return write_atomically(
-        [dat, hea],
-        [lambda p: p.write_bytes(data), lambda p: p.write_text(header, encoding="utf-8")],
-    )
+    with WfdbWriter(base) as writer:
+        writer.write(record)
+    return writer.paths
+
+
+class WfdbWriter:
+    """Writes a record chunk by chunk (bounded memory), atomically.
+
+    Data go to a hidden temporary file; :meth:`close` writes the header (checksums and initial
+    values accumulated over the chunks) and renames both files into place. Leaving the ``with``
+    block on an exception removes the temporaries, so no partial record is ever visible.
+    """
+
+    def __init__(self, base: str | Path) -> None:
+        base = Path(base)
+        self.base = base.with_name(safe_record_name(base.name))
+        self.paths = [self.base.with_suffix(".dat"), self.base.with_suffix(".hea")]
+        self._temps = [p.with_name(f".{p.name}.tmp-{os.getpid()}") for p in self.paths]
+        self._template: ECGRecord | None = None
+        self._sums: np.ndarray | None = None
+        self._first: np.ndarray | None = None
+        self._n = 0
+        self.base.parent.mkdir(parents=True, exist_ok=True)
+        self._data = open(self._temps[0], "wb")  # noqa: SIM115 (closed in close/abort)
+
+    def write(self, chunk: ECGRecord) -> None:
+        """Append a chunk; its leads and metadata must match the first chunk's."""
+        if self._template is None:
+            self._template = chunk
+        elif chunk.leads != self._template.leads:
+            raise ValueError("chunk leads differ from the first chunk's")
+        digital, notes = to_digital(chunk)
+        self._template.warnings.extend(n for n in notes if n not in self._template.warnings)
+        if self._first is None and len(digital):
+            self._first = digital[0].copy()
+        sums = np.sum(digital, axis=0, dtype=np.int64)
+        self._sums = sums if self._sums is None else self._sums + sums
+        self._n += digital.shape[0]
+        self._data.write(np.ascontiguousarray(digital).tobytes())
+
+    def close(self) -> None:
+        if self._template is None or self._first is None:
+            raise ValueError("no samples written")
+        self._data.close()
+        text = header_text(self._template, self.base.name, self._n, self._first, self._sums % 65536)
+        self._temps[1].write_text(text, encoding="utf-8")
+        for temp, target in zip(self._temps, self.paths, strict=True):
+            os.replace(temp, target)
+
+    def abort(self) -> None:
+        self._data.close()
+        for temp in self._temps:
+            temp.unlink(missing_ok=True)
+
+    def __enter__(self) -> WfdbWriter:
+        return self
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        if exc_type is None:
+            try:
+                self.close()
+            except BaseException:
+                self.abort()
+                raise
+        else:
+            self.abort()

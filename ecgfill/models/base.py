@@ -1,0 +1,634 @@
+"""The one inference interface, the model card, checkpoints and the registry of shipped models.
+
+Physics first: of the 12 leads only I, II and V1-V6 are independent. A model predicts exactly the
+independent leads its inputs do not give; every limb lead is derived later by lead algebra. When
+the inputs hold two or more limb leads, I and II are known (solved from them inside the network).
+
+Nothing here imports torch or onnxruntime at module level; the backends do so when used.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import importlib
+import importlib.resources
+import json
+import os
+import typing
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ecgfill.errors import EcgfillError, ModelError
+from ecgfill.leads import (
+    CHEST_LEADS,
+    INDEPENDENT_LEADS,
+    LEAD_INDEX,
+    LIMB_FROM_I_II,
+    LIMB_LEADS,
+    STANDARD_LEADS,
+)
+
+CARD_FORMAT = "ecgfill-model"
+CHECKPOINT_FORMAT = "ecgfill-checkpoint"
+CARD_FORMAT_VERSION = 1
+ARCHES: tuple[str, ...] = ("linear", "unet", "vae")
+# --model auto prefers a learned network over the linear fallback.
+ARCH_PREFERENCE: tuple[str, ...] = ("unet", "vae", "linear")
+PTBXL_ATTRIBUTION = "PTB-XL v1.0.3, CC-BY-4.0, Wagner et al. 2020"
+# Fields that must agree between a card and the card embedded in its weight file.
+CARD_IDENTITY_KEYS: tuple[str, ...] = (
+    "name", "arch", "input_leads", "output_leads", "fs", "window", "config",
+)
+# Upper bound on samples per network call in predict (bounded memory for long inputs).
+MAX_BATCH_SAMPLES = 1 << 18
+
+
+# --------------------------------------------------------------------------------------------
+# Lead plans
+
+
+def check_input_leads(input_leads: Iterable[str]) -> tuple[str, ...]:
+    """Canonical, distinct input leads that leave something to predict; ModelError otherwise."""
+    leads = tuple(input_leads)
+    unknown = [n for n in leads if n not in LEAD_INDEX]
+    if unknown:
+        raise ModelError(f"unknown lead names: {', '.join(unknown)}")
+    if len(set(leads)) != len(leads) or not leads:
+        raise ModelError(f"input leads must be distinct and non-empty, got {','.join(leads)}")
+    if not output_leads_for(leads):
+        raise ModelError(f"input leads {','.join(leads)} already give all 12 leads")
+    return leads
+
+
+def network_input_leads(input_leads: Iterable[str]) -> tuple[str, ...]:
+    """The leads the network sees: I and II (solved) when two or more limb leads are given,
+    the single limb lead otherwise, then the chest leads, in standard order."""
+    leads = set(input_leads)
+    limb = [n for n in LIMB_LEADS if n in leads]
+    chest = [n for n in CHEST_LEADS if n in leads]
+    return tuple((["I", "II"] if len(limb) >= 2 else limb) + chest)
+
+
+def output_leads_for(input_leads: Iterable[str]) -> tuple[str, ...]:
+    """The independent leads (I, II, V1-V6) a model with these inputs must predict."""
+    known = set(network_input_leads(input_leads))
+    return tuple(n for n in INDEPENDENT_LEADS if n not in known)
+
+
+def input_transform(input_leads: Iterable[str]) -> np.ndarray:
+    """The [n_network_inputs, n_inputs] matrix mapping the given leads to the network's leads.
+
+    I and II are solved by least squares from all given limb leads (exact for consistent
+    leads, since any two distinct limb leads determine I and II).
+    """
+    given = tuple(input_leads)
+    net = network_input_leads(given)
+    matrix = np.zeros((len(net), len(given)), dtype=np.float64)
+    limb_given = [n for n in given if n in LIMB_LEADS]
+    solved = len(limb_given) >= 2
+    if solved:
+        coeffs = np.array([LIMB_FROM_I_II[n] for n in limb_given])  # [k, 2]: lead = a*I + b*II
+        solve = np.linalg.pinv(coeffs)  # [2, k]: rows give I and II
+        for col, name in enumerate(limb_given):
+            matrix[:2, given.index(name)] = solve[:, col]
+    for row, name in enumerate(net):
+        if not (solved and row < 2):
+            matrix[row, given.index(name)] = 1.0
+    return matrix
+
+
+# --------------------------------------------------------------------------------------------
+# Model families and their configs
+
+
+def family(arch: str) -> Any:
+    """The module of a model family (imports torch)."""
+    if arch not in ARCHES:
+        raise ModelError(f"unknown architecture {arch!r} (choose from {', '.join(ARCHES)})")
+    return importlib.import_module(f"ecgfill.models.{arch}")
+
+
+def _parse_field(value: str, kind: Any) -> Any:
+    origin = typing.get_origin(kind)
+    if kind is bool:
+        if value.lower() in ("1", "true", "yes", "on"):
+            return True
+        if value.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"not a boolean: {value!r}")
+    if origin is tuple:
+        item = typing.get_args(kind)[0]
+        parts = value.split(",") if isinstance(value, str) else value
+        return tuple(_parse_field(v, item) if isinstance(v, str) else item(v) for v in parts
+                     if not isinstance(v, str) or v.strip())
+    return kind(value)
+
+
+def make_config(arch: str, overrides: Mapping[str, Any] | None = None) -> Any:
+    """The family's config dataclass with ``overrides`` applied (strings are parsed by type)."""
+    config_cls = family(arch).CONFIG
+    hints = typing.get_type_hints(config_cls)
+    names = {f.name for f in dataclasses.fields(config_cls)}
+    values: dict[str, Any] = {}
+    for key, value in (overrides or {}).items():
+        if key not in names:
+            raise EcgfillError(
+                f"{arch} has no option {key!r} (options: {', '.join(sorted(names))})"
+            )
+        try:
+            values[key] = _parse_field(value, hints[key]) if isinstance(value, str | list) else value
+        except (TypeError, ValueError) as exc:
+            raise EcgfillError(f"{arch} option {key}: {exc}") from None
+    try:
+        return config_cls(**values)
+    except (TypeError, ValueError) as exc:
+        raise EcgfillError(f"{arch} options: {exc}") from None
+
+
+def config_to_dict(config: Any) -> dict[str, Any]:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(config).items()}
+
+
+# --------------------------------------------------------------------------------------------
+# Cards and files
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_card(path: Path) -> dict[str, Any]:
+    """A model card from JSON; ModelError when unreadable or not an ecgfill card."""
+    try:
+        card = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"{path}: cannot read model card ({exc})") from None
+    if not isinstance(card, dict) or card.get("format") != CARD_FORMAT:
+        raise ModelError(f"{path}: not an ecgfill model card")
+    missing = [k for k in (*CARD_IDENTITY_KEYS, "normalization") if k not in card]
+    if missing:
+        raise ModelError(f"{path}: model card lacks {', '.join(missing)}")
+    return card
+
+
+def check_card_matches(card: Mapping[str, Any], embedded: Mapping[str, Any], path: Path) -> None:
+    """ModelError when a card and the card stored inside its weight file disagree."""
+    for key in CARD_IDENTITY_KEYS:
+        if _jsonable(card.get(key)) != _jsonable(embedded.get(key)):
+            raise ModelError(
+                f"{path}: the card's {key} ({card.get(key)}) does not match the weight file's "
+                f"({embedded.get(key)})"
+            )
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value))
+
+
+def embedded_card(card: Mapping[str, Any]) -> dict[str, Any]:
+    """The card as stored inside weight files (without the weight files' own checksums)."""
+    return {k: v for k, v in card.items() if k != "sha256"}
+
+
+# --------------------------------------------------------------------------------------------
+# The inference interface
+
+
+class ReconstructionModel(ABC):
+    """Maps ``[batch, n_inputs, T]`` in mV at ``fs`` to the missing independent leads in mV.
+
+    Backends implement :meth:`_run`; padding, windowing with a smooth cross-fade and bounded
+    memory are handled here, identically for every backend.
+    """
+
+    def __init__(self, card: Mapping[str, Any], source: Path) -> None:
+        self.card: dict[str, Any] = dict(card)
+        self.source = source
+        self.name: str = card["name"]
+        self.version: str = str(card.get("version", ""))
+        self.arch: str = card["arch"]
+        self.input_leads: tuple[str, ...] = tuple(card["input_leads"])
+        self.output_leads: tuple[str, ...] = tuple(card["output_leads"])
+        self.fs: float = float(card["fs"])
+        self.multiple: int = int(card.get("multiple", 1))
+        self.window: int = int(card["window"])
+        self.latent_channels: int = int(card.get("latent_channels", 0))
+        if self.output_leads != output_leads_for(self.input_leads):
+            raise ModelError(
+                f"{source}: output leads {','.join(self.output_leads)} are not the independent "
+                f"leads missing from {','.join(self.input_leads)}"
+            )
+        if self.window % self.multiple:
+            raise ModelError(f"{source}: window {self.window} is not a multiple of {self.multiple}")
+
+    @property
+    def stochastic(self) -> bool:
+        return self.latent_channels > 0
+
+    @abstractmethod
+    def _run(self, x: np.ndarray, noise: np.ndarray | None) -> np.ndarray:
+        """Network on float32 ``[b, n_inputs, L]`` (L a multiple of ``multiple``) -> mV."""
+
+    def predict(
+        self, x: np.ndarray, samples: int = 1, seed: int = 0
+    ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+        """Missing leads ``[B, n_outputs, T]`` in mV for ``x`` ``[B, n_inputs, T]`` (any T >= 1).
+
+        With ``samples=K > 1`` (stochastic models only) returns ``(mean, std)`` over K latent
+        draws; ``samples=1`` uses the latent mean. ``x`` may be a memory map.
+        """
+        x = self._check_input(x)
+        batch, _, length = x.shape
+        mean = np.empty((batch, len(self.output_leads), length), dtype=np.float32)
+        std = np.empty_like(mean) if samples > 1 else None
+        for start, block_mean, block_std in self.iter_predict(x, samples=samples, seed=seed):
+            stop = start + block_mean.shape[-1]
+            mean[..., start:stop] = block_mean
+            if std is not None and block_std is not None:
+                std[..., start:stop] = block_std
+        return (mean, std) if std is not None else mean
+
+    def iter_predict(
+        self, x: np.ndarray, samples: int = 1, seed: int = 0
+    ) -> Iterator[tuple[int, np.ndarray, np.ndarray | None]]:
+        """Yield ``(start, mean, std)`` blocks covering ``[0, T)`` in order, finished as soon as
+        no later window touches them, so a caller can stream very long records."""
+        x = self._check_input(x)
+        if samples < 1:
+            raise ModelError(f"samples must be >= 1, got {samples}")
+        if samples > 1 and not self.stochastic:
+            raise ModelError(f"model {self.name} ({self.arch}) is deterministic; samples > 1 "
+                             "needs a vae model")
+        rng = np.random.default_rng(seed)
+        length = x.shape[-1]
+        if length <= self.window:
+            yield 0, *self._predict_short(x, samples, rng)
+            return
+        yield from self._predict_long(x, samples, rng)
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _check_input(self, x: np.ndarray) -> np.ndarray:
+        if not isinstance(x, np.ndarray) or x.ndim != 3 or x.shape[1] != len(self.input_leads):
+            shape = getattr(x, "shape", None)
+            raise ModelError(
+                f"model {self.name} expects [batch, {len(self.input_leads)} leads "
+                f"({','.join(self.input_leads)}), samples], got shape {shape}"
+            )
+        if x.shape[0] < 1 or x.shape[2] < 1:
+            raise ModelError(f"model {self.name}: empty input of shape {x.shape}")
+        return x
+
+    def _run_samples(
+        self, x: np.ndarray, samples: int, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Mean (and std over ``samples`` latent draws) for a padded batch, chunked in memory."""
+        batch, _, length = x.shape
+        per_call = max(1, MAX_BATCH_SAMPLES // (length * samples))
+        means, stds = [], []
+        for lo in range(0, batch, per_call):
+            chunk = np.ascontiguousarray(x[lo:lo + per_call], dtype=np.float32)
+            if not np.isfinite(chunk).all():
+                raise ModelError(f"model {self.name}: input has non-finite samples")
+            n = chunk.shape[0]
+            noise = None
+            if self.stochastic:
+                shape = (samples * n, self.latent_channels, length // self.multiple)
+                noise = (np.zeros(shape, np.float32) if samples == 1
+                         else rng.standard_normal(shape, dtype=np.float32))
+            if samples == 1:
+                means.append(self._run(chunk, noise))
+                continue
+            out = self._run(np.concatenate([chunk] * samples), noise)
+            out = out.reshape(samples, n, *out.shape[1:])
+            means.append(out.mean(axis=0))
+            stds.append(out.std(axis=0))
+        mean = np.concatenate(means)
+        return mean, (np.concatenate(stds) if stds else None)
+
+    def _predict_short(
+        self, x: np.ndarray, samples: int, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        length = x.shape[-1]
+        padded = -(-length // self.multiple) * self.multiple
+        xp = np.asarray(x, dtype=np.float32)
+        if padded != length:
+            xp = np.pad(xp, ((0, 0), (0, 0), (0, padded - length)), mode="edge")
+        mean, std = self._run_samples(xp, samples, rng)
+        return mean[..., :length], (std[..., :length] if std is not None else None)
+
+    def _predict_long(
+        self, x: np.ndarray, samples: int, rng: np.random.Generator
+    ) -> Iterator[tuple[int, np.ndarray, np.ndarray | None]]:
+        batch, _, length = x.shape
+        starts = window_starts(length, self.window)
+        weights = crossfade_weights(starts, self.window)
+        per_group = max(1, MAX_BATCH_SAMPLES // (self.window * batch * samples))
+        acc_start = 0
+        acc_mean = np.zeros((batch, len(self.output_leads), 0), dtype=np.float32)
+        acc_std = acc_mean.copy() if samples > 1 else None
+        for g in range(0, len(starts), per_group):
+            group = starts[g:g + per_group]
+            windows = np.concatenate([x[..., s:s + self.window] for s in group])
+            mean, std = self._run_samples(windows.astype(np.float32, copy=False), samples, rng)
+            for j, start in enumerate(group):
+                k = g + j
+                w = weights[k]
+                end = start + self.window
+                grow = end - (acc_start + acc_mean.shape[-1])
+                acc_mean = np.concatenate([acc_mean, np.zeros((*acc_mean.shape[:2], grow),
+                                                              np.float32)], axis=-1)
+                lo = start - acc_start
+                acc_mean[..., lo:] += w * mean[j * batch:(j + 1) * batch]
+                if acc_std is not None and std is not None:
+                    acc_std = np.concatenate([acc_std, np.zeros((*acc_std.shape[:2], grow),
+                                                                np.float32)], axis=-1)
+                    acc_std[..., lo:] += w * std[j * batch:(j + 1) * batch]
+                done = (starts[k + 1] if k + 1 < len(starts) else length) - acc_start
+                yield (acc_start, acc_mean[..., :done],
+                       acc_std[..., :done] if acc_std is not None else None)
+                acc_mean = acc_mean[..., done:]
+                if acc_std is not None:
+                    acc_std = acc_std[..., done:]
+                acc_start += done
+
+
+def window_starts(length: int, window: int) -> list[int]:
+    """Starts of windows covering ``[0, length)``, overlapping by at least a quarter window;
+    the last window ends exactly at ``length``."""
+    if length <= window:
+        return [0]
+    hop = window - window // 4
+    starts = list(range(0, length - window, hop))
+    starts.append(length - window)
+    return starts
+
+
+def crossfade_weights(starts: list[int], window: int) -> list[np.ndarray]:
+    """Per-window weights summing to one at every sample: each boundary is a sin²/cos²
+    cross-fade of half the overlap, centred in the overlap, away from the window edges."""
+    weights = []
+    for k, start in enumerate(starts):
+        w = np.ones(window, dtype=np.float32)
+        if k > 0:
+            lo, fade = _fade(starts[k - 1], start, window)
+            w[:lo - start] = 0.0
+            w[lo - start:lo - start + fade] = _ramp(fade)
+        if k + 1 < len(starts):
+            lo, fade = _fade(start, starts[k + 1], window)
+            w[lo - start:lo - start + fade] = 1.0 - _ramp(fade)
+            w[lo - start + fade:] = 0.0
+        weights.append(w)
+    return weights
+
+
+def _fade(start_a: int, start_b: int, window: int) -> tuple[int, int]:
+    """Absolute start and length of the fade between two overlapping windows."""
+    overlap = start_a + window - start_b
+    fade = max(1, overlap // 2)
+    return start_b + (overlap - fade) // 2, fade
+
+
+def _ramp(n: int) -> np.ndarray:
+    return (np.sin(0.5 * np.pi * (np.arange(n) + 0.5) / n) ** 2).astype(np.float32)
+
+
+# --------------------------------------------------------------------------------------------
+# PyTorch: networks, checkpoints, FLOPs
+
+
+def build_network(card: Mapping[str, Any]) -> Any:
+    """An untrained :class:`~ecgfill.models.linear.ReconstructionNet` for a card."""
+    from ecgfill.models.linear import ReconstructionNet
+
+    arch = card["arch"]
+    config = make_config(arch, card.get("config") or {})
+    norm = card["normalization"]
+    stats = {name: (m, s) for name, m, s in zip(norm["leads"], norm["mean"], norm["std"],
+                                                 strict=True)}
+    return ReconstructionNet(
+        input_leads=tuple(card["input_leads"]),
+        output_leads=tuple(card["output_leads"]),
+        stats=stats,
+        fs=float(card["fs"]),
+        arch=arch,
+        config=config,
+    )
+
+
+def save_checkpoint(path: Path, payload: Mapping[str, Any]) -> None:
+    """Write a torch checkpoint atomically (tmp file then rename)."""
+    import torch
+
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(dict(payload), tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """A checkpoint or model file, loaded with ``weights_only=True`` (never arbitrary pickles)."""
+    import pickle
+
+    import torch
+
+    try:
+        payload = torch.load(Path(path), map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, pickle.UnpicklingError, EOFError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"{path}: cannot load PyTorch weights ({first})") from None
+    if not isinstance(payload, dict) or payload.get("format") not in (CARD_FORMAT,
+                                                                      CHECKPOINT_FORMAT):
+        raise ModelError(f"{path}: not an ecgfill model or checkpoint")
+    if "card" not in payload or "state_dict" not in payload:
+        raise ModelError(f"{path}: checkpoint lacks its card or weights")
+    return payload
+
+
+def count_parameters(net: Any) -> int:
+    return int(sum(p.numel() for p in net.parameters()))
+
+
+def flops_per_second(net: Any, n_inputs: int, fs: float, window: int) -> float:
+    """Multiply-add FLOPs (2 per MAC) of one forward pass per second of signal, counted on one
+    window (attention makes this depend on the window length)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    x = torch.zeros(1, n_inputs, window)
+    noise = net.zero_noise(x) if hasattr(net, "zero_noise") else None
+    was_training = net.training
+    net.eval()
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        net(x, noise)
+    net.train(was_training)
+    return float(counter.get_total_flops()) / (window / fs)
+
+
+class TorchModel(ReconstructionModel):
+    """PyTorch backend: the network from a ``.pt`` model file or training checkpoint."""
+
+    def __init__(self, card: Mapping[str, Any] | None, path: Path, device: str = "cpu",
+                 threads: int | None = None) -> None:
+        import torch
+
+        payload = load_checkpoint(path)
+        if card is None:
+            card = payload["card"]
+        check_card_matches(card, payload["card"], path)
+        super().__init__(card, path)
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise ModelError(f"{path}: device cuda requested but PyTorch sees no CUDA device")
+        if threads:
+            torch.set_num_threads(int(threads))
+        self.device = torch.device(device)
+        self.net = build_network(payload["card"])
+        try:
+            self.net.load_state_dict(payload["state_dict"])
+        except RuntimeError as exc:
+            raise ModelError(f"{path}: weights do not fit the card's network ({exc})") from None
+        self.net.to(self.device).eval()
+
+    def _run(self, x: np.ndarray, noise: np.ndarray | None) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode():
+            xt = torch.from_numpy(x).to(self.device)
+            nt = torch.from_numpy(noise).to(self.device) if noise is not None else None
+            return self.net(xt, nt).float().cpu().numpy()
+
+
+# --------------------------------------------------------------------------------------------
+# Registry and loading
+
+
+def model_dirs() -> list[Path]:
+    """Where shipped models are looked for, in order: the installed package's
+    ``shipped_models``, the source checkout's ``models/``, then ``$ECGFILL_MODELS``."""
+    candidates: list[Path] = []
+    try:
+        shipped = importlib.resources.files("ecgfill") / "shipped_models"
+        if shipped.is_dir():
+            candidates.append(Path(str(shipped)))
+    except (ModuleNotFoundError, NotADirectoryError):
+        pass
+    candidates.append(Path(__file__).resolve().parents[2] / "models")
+    env = os.environ.get("ECGFILL_MODELS", "")
+    candidates.extend(Path(p) for p in env.split(os.pathsep) if p)
+    seen: set[Path] = set()
+    dirs = []
+    for path in candidates:
+        resolved = path.resolve()
+        if resolved.is_dir() and resolved not in seen:
+            seen.add(resolved)
+            dirs.append(resolved)
+    return dirs
+
+
+def available_models() -> list[dict[str, Any]]:
+    """Cards of every model found in :func:`model_dirs` (first name wins), each with
+    ``card_path`` added. Unreadable cards are skipped with a warning."""
+    from ecgfill.console import warn
+
+    found: dict[str, dict[str, Any]] = {}
+    for directory in model_dirs():
+        for path in sorted(directory.glob("*.json")):
+            try:
+                card = read_card(path)
+            except ModelError as exc:
+                warn(str(exc))
+                continue
+            found.setdefault(card["name"], {**card, "card_path": str(path)})
+    return list(found.values())
+
+
+def find_model_for_leads(leads: Iterable[str]) -> str | None:
+    """Name of the shipped model whose input lead set is exactly ``leads`` (any order),
+    preferring U-Net, then VAE, then linear; None when there is none."""
+    wanted = set(leads)
+    matches = [c for c in available_models() if set(c["input_leads"]) == wanted]
+    if not matches:
+        return None
+    rank = {a: i for i, a in enumerate(ARCH_PREFERENCE)}
+    matches.sort(key=lambda c: (rank.get(c["arch"], len(rank)), c["name"]))
+    return str(matches[0]["name"])
+
+
+WEIGHT_SUFFIX = {"onnx": ".onnx", "torch": ".pt"}
+
+
+def _resolve(name_or_path: str | Path, backend: str) -> tuple[dict[str, Any] | None, Path, str]:
+    """(card or None, weight file, backend) for a registry name or a .json/.onnx/.pt path."""
+    path = Path(name_or_path)
+    if path.suffix in (".onnx", ".pt"):
+        if not path.is_file():
+            raise ModelError(f"{path}: model file not found")
+        backend = "onnx" if path.suffix == ".onnx" else "torch"
+        sibling = path.with_suffix(".json")
+        card = read_card(sibling) if sibling.is_file() else None
+        if card is not None and path.name not in card.get("sha256", {}):
+            card = None  # a card for other files (e.g. a training checkpoint's neighbour)
+        return card, path, backend
+    if path.suffix == ".json":
+        if not path.is_file():
+            raise ModelError(f"{path}: model card not found")
+        card = read_card(path)
+    else:
+        cards = {c["name"]: c for c in available_models()}
+        if str(name_or_path) not in cards:
+            names = ", ".join(sorted(cards)) or "none installed"
+            raise ModelError(f"no model named {name_or_path!r} (available: {names})")
+        card = cards[str(name_or_path)]
+        path = Path(card["card_path"])
+    weights = path.with_name(card["name"] + WEIGHT_SUFFIX[backend])
+    if not weights.is_file():
+        raise ModelError(f"{weights}: weight file for model {card['name']} not found")
+    return card, weights, backend
+
+
+def verify_sha256(card: Mapping[str, Any], weights: Path) -> None:
+    """ModelError unless the weight file's SHA-256 is the one recorded in the card."""
+    expected = (card.get("sha256") or {}).get(weights.name)
+    if not expected:
+        raise ModelError(f"{weights}: the model card records no SHA-256 for this file")
+    actual = sha256_file(weights)
+    if actual != expected:
+        raise ModelError(
+            f"{weights}: SHA-256 mismatch (card {expected[:12]}…, file {actual[:12]}…); "
+            "the file is corrupt or was changed"
+        )
+
+
+def load_model(
+    name_or_path: str | Path,
+    backend: str = "onnx",
+    device: str = "cpu",
+    threads: int | None = None,
+) -> ReconstructionModel:
+    """A ready model by registry name or by path to its ``.json`` card, ``.onnx`` or ``.pt``.
+
+    A path to weights picks its backend from the suffix. Weight files are checked against the
+    card's SHA-256 and the card embedded in them; any mismatch raises ModelError.
+    """
+    if backend not in WEIGHT_SUFFIX:
+        raise ModelError(f"unknown backend {backend!r} (choose onnx or torch)")
+    if device != "cpu" and not device.startswith("cuda"):
+        raise ModelError(f"unknown device {device!r} (choose cpu or cuda)")
+    card, weights, backend = _resolve(name_or_path, backend)
+    if card is not None:
+        verify_sha256(card, weights)
+    if backend == "onnx":
+        from ecgfill.models.onnx_backend import OnnxModel
+
+        return OnnxModel(card, weights, device=device, threads=threads)
+    return TorchModel(card, weights, device=device, threads=threads)
+
