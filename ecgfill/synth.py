@@ -179,7 +179,7 @@ def synthesize_with_fiducials(
 
 
 def synthesize_batch(n: int, seconds: float, fs: float, seed: int = 0) -> np.ndarray:
-    """float32 ``[n, 12, T]`` noise-free ECGs with randomly varied rhythm, axis, intervals and shape.
+    """float32 ``[n, 12, T]`` noise-free ECGs with random rhythm, axis, intervals and shape.
 
     Heart rate 50-110 bpm, axis -30..90 deg, PR 120-200 ms, QRS 70-110 ms, QT from a QTc of
     370-450 ms (Fridericia), overall amplitude 0.6-1.6 and per-wave amplitudes 0.6-1.4 times the
@@ -324,7 +324,8 @@ def _render(
             chunk += params.baseline_wander_mv * np.sin(2 * math.pi * wander_hz * t + wander_phase)
         if params.noise_mv > 0:
             # Drawn sample-major so that a shorter record is a prefix of a longer one.
-            chunk += params.noise_mv * noise_rng.standard_normal((size, _N_INDEPENDENT)).T
+            noise = noise_rng.standard_normal((size, _N_INDEPENDENT), dtype=np.float32).T
+            chunk += params.noise_mv * noise
         out[:, first : first + size] = expand_independent(chunk.astype(np.float32))
     return out, _fiducials(starts, waves, fs, n_samples)
 

@@ -86,12 +86,12 @@ def test_nan_written_as_invalid_and_read_back(tmp_path: Path) -> None:
 
 
 def test_atomic_write_leaves_nothing_on_failure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import ecgfill.io.atomic as atomic
+    import ecgfill.io.wfdb_writer as writer_module
 
     def boom(src: object, dst: object) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(atomic.os, "replace", boom)
+    monkeypatch.setattr(writer_module.os, "replace", boom)
     with pytest.raises(OSError):
         write_record(ECGRecord(np.zeros((1, 10)), 100.0, ("I",)), tmp_path / "x")
     assert list(tmp_path.iterdir()) == []

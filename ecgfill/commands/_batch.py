@@ -57,3 +57,28 @@ def _check_output_dir(output_dir: Path) -> None:
         raise EcgfillError(f"{output_dir}: cannot create output directory ({exc.strerror})") from None
     if not os.access(output_dir, os.W_OK):
         raise EcgfillError(f"{output_dir}: output directory is not writable")
+
+
+def parse_leads(text: str | None) -> tuple[str, ...] | None:
+    """``--leads I,II,V4`` into canonical names (aliases accepted)."""
+    if text is None:
+        return None
+    from ecgfill.io.names import parse_lead_list
+
+    try:
+        return parse_lead_list(text)
+    except ValueError as exc:
+        raise UsageError(f"--leads: {exc}") from None
+
+
+def parse_shard(text: str | None) -> tuple[int, int] | None:
+    """``--shard i/N`` (1-based) into (i, N)."""
+    if text is None:
+        return None
+    try:
+        index, count = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise UsageError(f"--shard must look like 2/8, not {text!r}") from None
+    if not 1 <= index <= count:
+        raise UsageError(f"--shard {text}: the index must be between 1 and {count}")
+    return index, count

@@ -1,12 +1,75 @@
-"""`ecgfill reconstruct`."""
+"""`ecgfill reconstruct`: the batch job users run."""
 
 from __future__ import annotations
 
-from ecgfill.commands._common import not_available
+from pathlib import Path
+
+import typer
+
+from ecgfill.commands._common import handle_errors
 
 NAME = "reconstruct"
-HELP = "Reconstruct complete 12-lead WFDB records from reduced-lead recordings."
+HELP = (
+    "Reconstruct complete 12-lead records from reduced-lead recordings (WFDB or EDF in, "
+    "12-lead WFDB or EDF+ out). Measured leads are copied unchanged, limb leads derived exactly, "
+    "only the missing leads are predicted."
+)
 
 
-def command() -> None:
-    not_available(NAME, 5)
+@handle_errors
+def command(
+    inputs: list[str] = typer.Argument(
+        ..., help="Record files, directories (recursive), globs, or '-' for paths on stdin."
+    ),
+    output_dir: Path = typer.Argument(..., help="Output directory; mirrors the input tree."),
+    model: str = typer.Option(
+        "auto", "--model", "-m",
+        help="'auto' picks the shipped model for each record's measured leads; or a model name or path.",
+    ),
+    leads: str = typer.Option(
+        None, "--leads", help="Channels that count as measured, e.g. I,II,V4 (others ignored)."
+    ),
+    force: bool = typer.Option(False, "--force", help="Reconstruct even records that have 12 leads."),
+    backend: str = typer.Option("onnx", "--backend", help="onnx (CPU default) or torch."),
+    device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+    threads: int = typer.Option(None, "--threads", min=1, help="Inference threads per worker."),
+    workers: int = typer.Option(1, "--workers", "-j", min=1, help="Parallel worker processes."),
+    shard: str = typer.Option(
+        None, "--shard", help="i/N: process only the i-th of N stable slices of the sorted inputs."
+    ),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Redo records whose output exists."),
+    uncertainty: int = typer.Option(
+        0, "--uncertainty", min=0,
+        help="VAE models: draw this many samples and write <record>_spread with the per-lead spread.",
+    ),
+    output_format: str = typer.Option("wfdb", "--format", help="Output format: wfdb or edf."),
+    json_output: bool = typer.Option(False, "--json", help="One JSON object per record on stdout."),
+) -> None:
+    from functools import partial
+
+    from ecgfill.commands._batch import parse_leads, parse_shard, run_file_batch
+    from ecgfill.errors import UsageError
+    from ecgfill.reconstruct import ReconstructSettings, reconstruct_job
+
+    if backend not in {"onnx", "torch"}:
+        raise UsageError(f"--backend must be onnx or torch, not {backend!r}")
+    if device not in {"cpu", "cuda"}:
+        raise UsageError(f"--device must be cpu or cuda, not {device!r}")
+    settings = ReconstructSettings(
+        model=model, leads=parse_leads(leads), backend=backend, device=device, threads=threads,
+        force=force, uncertainty_samples=uncertainty,
+    )
+    if model != "auto":
+        _check_model(settings)
+    run_file_batch(
+        inputs, output_dir, partial(reconstruct_job, settings), fmt=output_format,
+        overwrite=overwrite, workers=workers, json_output=json_output, label="Reconstructing",
+        shard=parse_shard(shard),
+    )
+
+
+def _check_model(settings: object) -> None:
+    """Fail once, up front, when a forced model cannot be loaded (instead of once per record)."""
+    from ecgfill.reconstruct import get_model
+
+    get_model(settings.model, settings)  # type: ignore[attr-defined]

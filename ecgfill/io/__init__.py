@@ -25,6 +25,19 @@ class RecordReader(Protocol):
     def __enter__(self) -> RecordReader: ...
     def __exit__(self, *exc: object) -> None: ...
 
+
+class RecordWriter(Protocol):
+    """A record being written chunk by chunk."""
+
+    paths: list[Path]
+    template: ECGRecord | None
+
+    def write(self, chunk: ECGRecord) -> None: ...
+    def close(self) -> None: ...
+    def abort(self) -> None: ...
+    def __enter__(self) -> RecordWriter: ...
+    def __exit__(self, exc_type: object, *rest: object) -> None: ...
+
 EDF_SUFFIXES = {".edf", ".bdf", ".rec"}
 WFDB_SUFFIXES = {".hea", ".dat", ".mat"}
 
@@ -53,17 +66,28 @@ def open_record(path: str | Path) -> RecordReader:
     return WfdbReader(path)
 
 
-def write_record(record: ECGRecord, base: str | Path, fmt: str = "wfdb") -> list[Path]:
-    """Write ``record`` to ``base`` (path without suffix); returns the files written."""
+def open_writer(base: str | Path, fmt: str = "wfdb", n_samples: int | None = None) -> RecordWriter:
+    """A streaming, atomic writer: ``.write(chunk)`` any number of times, then ``.close()``
+    (or ``.abort()``); as a context manager it closes on success and aborts on error."""
     if fmt == "wfdb":
-        from ecgfill.io.wfdb_writer import write_wfdb
+        from ecgfill.io.wfdb_writer import WfdbWriter
 
-        return write_wfdb(record, base)
+        return WfdbWriter(base)
     if fmt == "edf":
-        from ecgfill.io.edf_writer import write_edf
+        from ecgfill.io.edf_writer import EdfWriter
 
-        return write_edf(record, base)
+        return EdfWriter(base, n_samples)
     raise ValueError(f"unknown output format {fmt!r} (expected wfdb or edf)")
+
+
+def write_record(record: ECGRecord, base: str | Path, fmt: str = "wfdb") -> list[Path]:
+    """Write ``record`` to ``base`` (path without suffix) atomically; returns the files written.
+
+    Clipping notes are appended to ``record.warnings``.
+    """
+    with open_writer(base, fmt, record.n_samples) as writer:
+        writer.write(record)
+    return writer.paths
 
 
 def output_exists(base: str | Path, fmt: str = "wfdb") -> bool:

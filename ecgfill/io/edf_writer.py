@@ -1,77 +1,119 @@
-"""EDF+ writer (pyedflib), for viewers that need it.
+"""EDF+ writer (pyedflib), for viewers that need it; streams chunk by chunk like the WFDB writer.
 
-EDF stores 16-bit integers: each lead gets a physical range from its own extremes, so the
-quantisation step is range / 65535 (sub-µV for normal ECGs). pyedflib drops samples that do not
-fill a whole data record (pyedflib #321), so the data-record length is chosen to divide the
-signal length exactly, and the few samples of an awkward length are padded and reported.
+EDF stores 16-bit integers. Every lead gets the physical range ±32.767 mV over digital ±32767,
+i.e. the same 1 µV resolution as the WFDB output, so chunks can be written before the whole
+signal is known. pyedflib drops samples that do not fill a whole data record (pyedflib #321):
+the writer buffers to whole data records and pads only the final one, and reports it.
 """
 
 from __future__ import annotations
 
 import math
+import os
+import warnings
 from pathlib import Path
 
 import numpy as np
 
 from ecgfill import __version__
-from ecgfill.io.atomic import write_atomically
-from ecgfill.io.wfdb_writer import provenance_lines
+from ecgfill.io.wfdb_writer import DIGITAL_MAX, GAIN_PER_MV, provenance_lines, to_digital
 from ecgfill.record import ECGRecord
+
+PHYSICAL_MAX_MV = DIGITAL_MAX / GAIN_PER_MV
+
 
 MAX_RECORD_BYTES = 61440  # EDF's recommended upper bound for one data record
 
 
-def data_record_samples(n_samples: int, fs: float, n_leads: int) -> int:
-    """Samples per data record: a divisor of ``n_samples`` (or fs) that keeps records small."""
+def data_record_samples(n_samples: int | None, fs: float, n_leads: int) -> int:
+    """Samples per data record: a divisor of ``n_samples`` that keeps records small, so nothing
+    needs padding; one second of signal when the length is unknown or has no useful divisor."""
     limit = max(1, MAX_RECORD_BYTES // (2 * n_leads))
-    best = 1
-    for k in range(1, int(math.isqrt(n_samples)) + 1):
-        if n_samples % k == 0:
-            for d in (k, n_samples // k):
-                if d <= limit:
-                    best = max(best, d)
-    if best * 10 >= min(fs, limit):
-        return best
-    return int(min(fs, limit)) if float(fs).is_integer() else best
+    second = max(1, min(int(fs), limit))
+    if not n_samples:
+        return second
+    best = max(
+        (d for k in range(1, math.isqrt(n_samples) + 1) if n_samples % k == 0
+         for d in (k, n_samples // k) if d <= limit),
+        default=1,
+    )
+    return best if best * 10 >= second else second
 
 
-def write_edf(record: ECGRecord, base: str | Path) -> list[Path]:
-    """Write ``base.edf`` (EDF+) atomically; returns its path."""
-    target = Path(base).with_suffix(".edf")
-    return write_atomically([target], [lambda p: _write(record, p)])
+class EdfWriter:
+    """Writes an EDF+ file chunk by chunk to a temporary name, renamed on close."""
 
+    def __init__(self, base: str | Path, n_samples: int | None = None) -> None:
+        self.n_samples = n_samples
+        self.paths = [Path(base).with_suffix(".edf")]
+        self._temp = self.paths[0].with_name(f".{self.paths[0].name}.tmp-{os.getpid()}")
+        self.template: ECGRecord | None = None
+        self._writer = None
+        self._pending: np.ndarray | None = None
+        self._spr = 1
 
-def _write(record: ECGRecord, path: Path) -> None:
-    import warnings
+    def write(self, chunk: ECGRecord) -> None:
+        digital, notes = to_digital(chunk)  # [samples, leads], 1 µV, clipped like WFDB
+        if self.template is None:
+            self.template = chunk
+            self._open(chunk)
+        self.template.warnings.extend(n for n in notes if n not in self.template.warnings)
+        block = digital.T.astype(np.int32)
+        self._pending = block if self._pending is None else np.concatenate([self._pending, block], 1)
+        whole = (self._pending.shape[1] // self._spr) * self._spr
+        if whole:
+            self._write_block(self._pending[:, :whole])
+            self._pending = self._pending[:, whole:]
 
-    import pyedflib
+    def _open(self, record: ECGRecord) -> None:
+        import pyedflib
 
-    n = record.n_samples
-    spr = data_record_samples(n, record.fs, len(record.leads))
-    padded = math.ceil(n / spr) * spr
-    signal = np.nan_to_num(record.signal.astype(np.float64))
-    if padded != n:
-        signal = np.pad(signal, ((0, 0), (0, padded - n)), mode="edge")
-        record.warnings.append(f"EDF: padded {padded - n} samples to fill the last data record")
-    with warnings.catch_warnings():  # pyedflib warns about every forced record duration
-        warnings.simplefilter("ignore", UserWarning)
-        writer = pyedflib.EdfWriter(str(path), len(record.leads), file_type=pyedflib.FILETYPE_EDFPLUS)
-        try:
-            writer.setDatarecordDuration(spr / record.fs)
-            headers = []
-            for name, row in zip(record.leads, signal, strict=True):
-                lo, hi = float(row.min()), float(row.max())
-                if hi - lo < 1e-3:
-                    lo, hi = lo - 1.0, hi + 1.0
-                headers.append({
-                    "label": f"ECG {name}", "dimension": "mV", "sample_frequency": record.fs,
-                    "physical_min": round(lo - 1e-3, 3), "physical_max": round(hi + 1e-3, 3),
-                    "digital_min": -32768, "digital_max": 32767, "transducer": "", "prefilter": "",
-                })
-            writer.setSignalHeaders(headers)
+        fs = record.fs
+        self._spr = data_record_samples(self.n_samples, fs, len(record.leads))
+        self._temp.parent.mkdir(parents=True, exist_ok=True)
+        with warnings.catch_warnings():  # pyedflib warns about every forced record duration
+            warnings.simplefilter("ignore", UserWarning)
+            writer = pyedflib.EdfWriter(str(self._temp), len(record.leads), pyedflib.FILETYPE_EDFPLUS)
+            writer.setDatarecordDuration(self._spr / fs)
+            writer.setSignalHeaders([
+                {"label": f"ECG {name}", "dimension": "mV", "sample_frequency": fs,
+                 "physical_min": -PHYSICAL_MAX_MV, "physical_max": PHYSICAL_MAX_MV,
+                 "digital_min": -DIGITAL_MAX, "digital_max": DIGITAL_MAX,
+                 "transducer": "", "prefilter": ""}
+                for name in record.leads
+            ])
             writer.setEquipment(f"ecgfill_{__version__}")
-            writer.writeSamples(list(signal))
-            for line in provenance_lines(record):
-                writer.writeAnnotation(0, -1, line[:40])
-        finally:
-            writer.close()
+        self._writer = writer
+
+    def _write_block(self, block: np.ndarray) -> None:
+        self._writer.writeSamples([np.ascontiguousarray(row) for row in block], digital=True)
+
+    def close(self) -> None:
+        if self.template is None or self._writer is None:
+            raise ValueError("no samples written")
+        if self._pending is not None and self._pending.shape[1]:
+            pad = self._spr - self._pending.shape[1]
+            self.template.warnings.append(f"EDF: padded {pad} samples to fill the last data record")
+            self._write_block(np.pad(self._pending, ((0, 0), (0, pad)), mode="edge"))
+        for line in provenance_lines(self.template):
+            self._writer.writeAnnotation(0, -1, line[:40])
+        self._writer.close()
+        os.replace(self._temp, self.paths[0])
+
+    def abort(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+        self._temp.unlink(missing_ok=True)
+
+    def __enter__(self) -> EdfWriter:
+        return self
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        if exc_type is None:
+            try:
+                self.close()
+            except BaseException:
+                self.abort()
+                raise
+        else:
+            self.abort()

@@ -71,16 +71,6 @@ def provenance_lines(record: ECGRecord) -> list[str]:
     return [summary, *provenance_comments(origins, record.model)]
 
 
-def write_wfdb(record: ECGRecord, base: str | Path) -> list[Path]:
-    """Write ``base.hea`` and ``base.dat`` atomically; returns their paths.
-
-    Clipping notes are appended to ``record.warnings``.
-    """
-    with WfdbWriter(base) as writer:
-        writer.write(record)
-    return writer.paths
-
-
 class WfdbWriter:
     """Writes a record chunk by chunk (bounded memory), atomically.
 
@@ -94,7 +84,7 @@ class WfdbWriter:
         self.base = base.with_name(safe_record_name(base.name))
         self.paths = [self.base.with_suffix(".dat"), self.base.with_suffix(".hea")]
         self._temps = [p.with_name(f".{p.name}.tmp-{os.getpid()}") for p in self.paths]
-        self._template: ECGRecord | None = None
+        self.template: ECGRecord | None = None
         self._sums: np.ndarray | None = None
         self._first: np.ndarray | None = None
         self._n = 0
@@ -103,12 +93,12 @@ class WfdbWriter:
 
     def write(self, chunk: ECGRecord) -> None:
         """Append a chunk; its leads and metadata must match the first chunk's."""
-        if self._template is None:
-            self._template = chunk
-        elif chunk.leads != self._template.leads:
+        if self.template is None:
+            self.template = chunk
+        elif chunk.leads != self.template.leads:
             raise ValueError("chunk leads differ from the first chunk's")
         digital, notes = to_digital(chunk)
-        self._template.warnings.extend(n for n in notes if n not in self._template.warnings)
+        self.template.warnings.extend(n for n in notes if n not in self.template.warnings)
         if self._first is None and len(digital):
             self._first = digital[0].copy()
         sums = np.sum(digital, axis=0, dtype=np.int64)
@@ -117,10 +107,10 @@ class WfdbWriter:
         self._data.write(np.ascontiguousarray(digital).tobytes())
 
     def close(self) -> None:
-        if self._template is None or self._first is None:
+        if self.template is None or self._first is None:
             raise ValueError("no samples written")
         self._data.close()
-        text = header_text(self._template, self.base.name, self._n, self._first, self._sums % 65536)
+        text = header_text(self.template, self.base.name, self._n, self._first, self._sums % 65536)
         self._temps[1].write_text(text, encoding="utf-8")
         for temp, target in zip(self._temps, self.paths, strict=True):
             os.replace(temp, target)

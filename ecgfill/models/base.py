@@ -30,7 +30,6 @@ from ecgfill.leads import (
     LEAD_INDEX,
     LIMB_FROM_I_II,
     LIMB_LEADS,
-    STANDARD_LEADS,
 )
 
 CARD_FORMAT = "ecgfill-model"

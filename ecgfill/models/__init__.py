@@ -1,0 +1,28 @@
+"""Reconstruction models: one inference interface over the linear, U-Net and VAE families.
+
+Light to import: torch and onnxruntime load only when a model is built or loaded.
+"""
+
+from ecgfill.models.base import (
+    ARCHES,
+    PTBXL_ATTRIBUTION,
+    ReconstructionModel,
+    available_models,
+    find_model_for_leads,
+    load_model,
+    model_dirs,
+    network_input_leads,
+    output_leads_for,
+)
+
+__all__ = [
+    "ARCHES",
+    "PTBXL_ATTRIBUTION",
+    "ReconstructionModel",
+    "available_models",
+    "find_model_for_leads",
+    "load_model",
+    "model_dirs",
+    "network_input_leads",
+    "output_leads_for",
+]

@@ -1,0 +1,274 @@
+"""Reconstruction: a reduced-lead record in, a complete 12-lead record out.
+
+Measured leads are never altered; a model predicts only the missing independent leads (I, II,
+V1-V6); limb leads follow by lead algebra. Long records stream through in overlapping chunks so
+memory stays bounded whatever the length.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ecgfill.batch import Job, Outcome
+from ecgfill.errors import ModelError, RecordError
+from ecgfill.leads import INDEPENDENT_LEADS, LIMB_LEADS, STANDARD_LEADS
+from ecgfill.record import ECGRecord
+
+if TYPE_CHECKING:
+    from ecgfill.models import ReconstructionModel
+
+CHUNK_SECONDS = 300.0  # records longer than one chunk are streamed
+CONTEXT_SECONDS = 8.0  # signal read on each side of a chunk so seams see full context
+
+
+@dataclass(frozen=True)
+class ReconstructSettings:
+    """Options of one ``reconstruct`` run (picklable, shared with worker processes)."""
+
+    model: str = "auto"
+    leads: tuple[str, ...] | None = None
+    backend: str = "onnx"
+    device: str = "cpu"
+    threads: int | None = None
+    force: bool = False
+    uncertainty_samples: int = 0
+
+
+_MODEL_CACHE: dict[tuple[str, str, str, int | None], ReconstructionModel] = {}
+
+
+def get_model(name: str, settings: ReconstructSettings) -> ReconstructionModel:
+    """Load a model once per process."""
+    from ecgfill.models import load_model
+
+    key = (name, settings.backend, settings.device, settings.threads)
+    if key not in _MODEL_CACHE:
+        _MODEL_CACHE[key] = load_model(
+            name, backend=settings.backend, device=settings.device, threads=settings.threads
+        )
+    return _MODEL_CACHE[key]
+
+
+def independent_leads(leads: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """The independent leads (I, II, V1-V6) a lead set determines (two limb leads give I, II)."""
+    present = set(leads)
+    out = {n for n in leads if n in INDEPENDENT_LEADS}
+    if len(present & set(LIMB_LEADS)) >= 2:
+        out |= {"I", "II"}
+    return tuple(n for n in INDEPENDENT_LEADS if n in out)
+
+
+def choose_model(leads: tuple[str, ...], settings: ReconstructSettings) -> ReconstructionModel:
+    """The model for a record's measured leads: ``settings.model``, or the shipped one for them."""
+    if settings.model != "auto":
+        return get_model(settings.model, settings)
+    from ecgfill.models import available_models, find_model_for_leads
+
+    key = independent_leads(leads)
+    name = find_model_for_leads(key)
+    if name is None:
+        sets = sorted({",".join(card["input_leads"]) for card in available_models()})
+        raise RecordError(
+            "?", f"no shipped model takes leads {','.join(key) or 'none'}; available: {'; '.join(sets)}"
+        )
+    return get_model(name, settings)
+
+
+def model_inputs(record: ECGRecord, input_leads: tuple[str, ...]) -> np.ndarray:
+    """The model's input leads from ``record`` as float32 ``[n_inputs, samples]`` in mV.
+
+    I and II are derived when the record has two limb leads; non-finite samples become 0.
+    """
+    available = dict(zip(record.leads, record.signal, strict=True))
+    if not {"I", "II"} <= available.keys() and len(set(LIMB_LEADS) & available.keys()) >= 2:
+        limb = record.with_limb_leads()
+        available.update({n: limb.lead(n) for n in ("I", "II")})
+    missing = [n for n in input_leads if n not in available]
+    if missing:
+        raise RecordError(
+            record.source or "?",
+            f"model needs leads {','.join(input_leads)}; record lacks {','.join(missing)}",
+        )
+    x = np.stack([available[n] for n in input_leads]).astype(np.float32)
+    return np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
+
+
+def predict_at_record_rate(
+    model: ReconstructionModel, x: np.ndarray, fs: float, samples: int = 0
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Run ``model`` on ``x`` ``[n_inputs, samples]`` sampled at ``fs``; outputs at ``fs`` too.
+
+    Returns the prediction and, when ``samples`` > 1 (VAE models), its per-sample spread.
+    """
+    from ecgfill.dsp import resample
+
+    n = x.shape[-1]
+    same_rate = abs(fs - model.fs) < 1e-9
+    x_model = x if same_rate else resample(x, fs, model.fs)
+    spread = None
+    if samples > 1:
+        mean, std = model.predict(x_model[None], samples=samples)
+        y, spread = np.asarray(mean[0], np.float32), np.asarray(std[0], np.float32)
+    else:
+        y = np.asarray(model.predict(x_model[None])[0], dtype=np.float32)
+    outs = [y] if spread is None else [y, spread]
+    if not same_rate:
+        outs = [resample(o, model.fs, fs) for o in outs]
+    outs = [_fit_length(o, n) for o in outs]
+    return outs[0], (outs[1] if spread is not None else None)
+
+
+def _fit_length(y: np.ndarray, n: int) -> np.ndarray:
+    """Trim or edge-pad the last axis to ``n`` (rational resampling can be a sample off)."""
+    if y.shape[-1] == n:
+        return y
+    return y[:, :n] if y.shape[-1] > n else np.pad(y, ((0, 0), (0, n - y.shape[-1])), mode="edge")
+
+
+def reconstruct_record(
+    record: ECGRecord, model: ReconstructionModel, samples: int = 0
+) -> tuple[ECGRecord, np.ndarray | None]:
+    """A complete 12-lead record: measured leads untouched, missing independent leads predicted by
+    ``model``, limb leads derived exactly. Also returns the predictions' spread (VAE, samples > 1)."""
+    x = model_inputs(record, tuple(model.input_leads))
+    predicted, spread = predict_at_record_rate(model, x, record.fs, samples)
+    rows = {n: (record.lead(n), o) for n, o in zip(record.leads, record.origins, strict=True)}
+    for name, row in zip(model.output_leads, predicted, strict=True):
+        rows.setdefault(name, (row, "reconstructed"))
+    names = [n for n in STANDARD_LEADS if n in rows]
+    partial = ECGRecord(
+        signal=np.stack([rows[n][0] for n in names]),
+        fs=record.fs,
+        leads=tuple(names),
+        origins=tuple(rows[n][1] for n in names),
+        source=record.source,
+        comments=list(record.comments),
+        other_channels=record.other_channels,
+        warnings=list(record.warnings),
+        model=f"{model.name} {model.version}",
+    )
+    full = partial.with_limb_leads().in_standard_order()
+    if not full.is_complete():
+        lacking = sorted(set(STANDARD_LEADS) - set(full.leads))
+        raise RecordError(record.source or "?", f"model left leads {','.join(lacking)} missing")
+    return full, spread
+
+
+def _chunks(n: int, chunk: int, context: int) -> list[tuple[int, int, int, int]]:
+    """(read_start, read_stop, keep_start, keep_stop) windows covering ``[0, n)`` once."""
+    out = []
+    for start in range(0, n, chunk):
+        stop = min(n, start + chunk)
+        out.append((max(0, start - context), min(n, stop + context), start, stop))
+    return out
+
+
+def plan_record(
+    first: ECGRecord, settings: ReconstructSettings
+) -> tuple[ReconstructionModel | None, tuple[str, ...] | None, list[str]]:
+    """Decide the model and which leads count as measured, from the record's first chunk.
+
+    Returns (model or None to copy through, lead view or None for all leads, notes).
+    """
+    view = settings.leads
+    if view is not None:
+        missing = [n for n in view if n not in first.leads]
+        if missing:
+            raise RecordError(first.source or "?", f"--leads names {','.join(missing)}, not in record")
+    leads = view or first.leads
+    if set(leads) >= set(STANDARD_LEADS) and not settings.force:
+        return None, view, ["record already has 12 leads; copied through (--force reconstructs)"]
+    if set(leads) >= set(STANDARD_LEADS) and settings.model == "auto":
+        raise RecordError(first.source or "?", "--force on a 12-lead record needs --model or --leads")
+    try:
+        model = choose_model(tuple(leads), settings)
+    except RecordError as exc:
+        raise RecordError(first.source or "?", exc.problem) from None
+    except ModelError as exc:
+        raise RecordError(first.source or "?", str(exc)) from None
+    if view is None and set(leads) >= set(STANDARD_LEADS):
+        view = tuple(model.input_leads)  # --force: keep only what the model takes as measured
+    return model, view, []
+
+
+def reconstruct_job(settings: ReconstructSettings, job: Job) -> Outcome:
+    """Reconstruct one input record into its output record, streaming long records in chunks."""
+    import time
+
+    from ecgfill.io import open_record, open_writer
+
+    t0 = time.perf_counter()
+    assert job.output is not None
+    with open_record(job.item.path) as reader:
+        fs, n = reader.fs, reader.n_samples
+        windows = _chunks(n, max(1, int(CHUNK_SECONDS * fs)), int(CONTEXT_SECONDS * fs))
+        first = reader.read(*windows[0][:2])
+        model, view, notes = plan_record(first, settings)
+        samples = settings.uncertainty_samples if model is not None else 0
+        spread_base = Path(str(job.output) + "_spread")
+        side_writer = _maybe_writer(spread_base, job.fmt, n, samples)
+        with open_writer(job.output, job.fmt, n) as out, side_writer as side:
+            for k, (lo, hi, keep_lo, keep_hi) in enumerate(windows):
+                rec = first if k == 0 else reader.read(lo, hi)
+                if view is not None:
+                    rec = rec.select(list(view))
+                if k == 0:
+                    _require_usable(rec)
+                spread = None
+                if model is not None:
+                    rec, spread = reconstruct_record(rec, model, samples)
+                keep = slice(keep_lo - lo, keep_hi - lo)
+                out.write(_slice(rec, keep))
+                if side is not None and spread is not None:
+                    side.write(_spread_record(rec, model, spread[:, keep]))
+            reader.verify()
+        final = out.template
+    return Outcome(
+        input=str(job.item.path),
+        output=str(job.output),
+        status="ok",
+        details={
+            "model": f"{model.name} {model.version}" if model else None,
+            "leads_measured": final.leads_with("measured"),
+            "leads_derived": final.leads_with("derived"),
+            "leads_reconstructed": final.leads_with("reconstructed"),
+            "fs": fs,
+            "n_samples": n,
+            "seconds": round(time.perf_counter() - t0, 4),
+        },
+        warnings=final.warnings + notes,
+    )
+
+
+def _slice(record: ECGRecord, keep: slice) -> ECGRecord:
+    return replace(record, signal=record.signal[:, keep], warnings=record.warnings)
+
+
+def _maybe_writer(base: Path, fmt: str, n: int, samples: int) -> Any:
+    from contextlib import nullcontext
+
+    from ecgfill.io import open_writer
+
+    return open_writer(base, fmt, n) if samples > 1 else nullcontext(None)
+
+
+def _require_usable(record: ECGRecord) -> None:
+    for name, row in zip(record.leads, record.signal, strict=True):
+        if not np.isfinite(row).any():
+            raise RecordError(record.source or "?", f"lead {name} has no finite samples (all NaN)")
+
+
+def _spread_record(record: ECGRecord, model: ReconstructionModel, spread: np.ndarray) -> ECGRecord:
+    """Sidecar ``<name>_spread``: per-sample spread (std over VAE samples) of the predicted leads."""
+    return ECGRecord(
+        signal=spread,
+        fs=record.fs,
+        leads=tuple(model.output_leads),
+        origins=("reconstructed",) * len(model.output_leads),
+        comments=[f"per-sample spread (std over samples) of {model.name}, mV"],
+        model=f"{model.name} {model.version}",
+    )
