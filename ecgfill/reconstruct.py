@@ -39,6 +39,7 @@ class ReconstructSettings:
 
 
 _MODEL_CACHE: dict[tuple[str, str, str, int | None], ReconstructionModel] = {}
+_AUTO_CHOICE: dict[tuple[str, ...], str | None] = {}
 
 
 def get_model(name: str, settings: ReconstructSettings) -> ReconstructionModel:
@@ -69,7 +70,9 @@ def choose_model(leads: tuple[str, ...], settings: ReconstructSettings) -> Recon
     from ecgfill.models import available_models, find_model_for_leads
 
     key = independent_leads(leads)
-    name = find_model_for_leads(key)
+    if key not in _AUTO_CHOICE:
+        _AUTO_CHOICE[key] = find_model_for_leads(key)
+    name = _AUTO_CHOICE[key]
     if name is None:
         sets = sorted({",".join(card["input_leads"]) for card in available_models()})
         raise RecordError(

@@ -49,7 +49,7 @@ _N_INDEPENDENT: Final = _LEAD_FIELD.shape[0]
 
 # Peak dipole of each wave at amplitude 1 (Frank mV): a P and T towards left-inferior, a septal Q
 # towards right-anterior, the main R towards left-inferior-posterior, a basal S towards
-# right-superior-posterior. This gives rS in V1, qR in V5/V6 with the transition at V3, R about
+# right-superior-posterior. This gives rS in V1, qR in V5/V6 with the transition at V3-V4, R about
 # 1 mV in II and all waves inverted in aVR.
 _WAVES: Final = ("P", "Q", "R", "S", "T")
 _QRS_WAVES: Final = ("Q", "R", "S")
@@ -92,8 +92,7 @@ class SynthParams:
         for f in fields(self):
             if not math.isfinite(getattr(self, f.name)):
                 raise ValueError(f"{f.name} must be finite")
-        positive = ("heart_rate_bpm", "pr_ms", "qrs_ms", "amplitude_mv")
-        for name in positive:
+        for name in ("heart_rate_bpm", "pr_ms", "qrs_ms", "amplitude_mv"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
         for name in ("hr_std_bpm", "noise_mv", "baseline_wander_mv"):
@@ -140,16 +139,10 @@ class _Wave:
         return (self.sigma_left + self.sigma_right) * per_sigma / (1.0 - WAVE_EDGE_FRACTION)
 
     def bump(self, tau: np.ndarray) -> np.ndarray:
-        """The unit bump at ``tau`` seconds from its peak (evaluated in place on ``tau``)."""
+        """The unit bump at ``tau`` seconds from its peak: 1 there, 0 beyond the edges."""
         sigma = np.where(tau < 0, self.sigma_left, self.sigma_right)
-        np.divide(tau, sigma, out=tau)
-        np.square(tau, out=tau)
-        np.multiply(tau, -0.5, out=tau)
-        np.exp(tau, out=tau)
-        np.subtract(tau, WAVE_EDGE_FRACTION, out=tau)
-        np.maximum(tau, 0.0, out=tau)
-        np.multiply(tau, 1.0 / (1.0 - WAVE_EDGE_FRACTION), out=tau)
-        return tau
+        gaussian = np.exp(-0.5 * (tau / sigma) ** 2)
+        return np.maximum(gaussian - WAVE_EDGE_FRACTION, 0.0) / (1.0 - WAVE_EDGE_FRACTION)
 
 
 def synthesize(
@@ -279,13 +272,16 @@ def _frontal_rotation(waves: dict[str, _Wave], axis_deg: float) -> float:
 def _beat_starts(
     n_samples: int, fs: float, params: SynthParams, rng: np.random.Generator
 ) -> np.ndarray:
-    """P-onset times (s) of enough beats to cover the record, the first one before t = 0.
+    """P-onset times (s) of enough beats to cover the record.
 
-    The heart rate wanders smoothly (white noise smoothed over a few beats, unit variance times
-    ``hr_std_bpm``); RR never drops below QT plus a minimal TQ interval.
+    The record starts at a random phase of beat 1; beat 0 lies wholly before t = 0, as its T
+    wave may reach into the record. The heart rate wanders smoothly (white noise smoothed over a
+    few beats, unit variance times ``hr_std_bpm``, never below half the mean rate); RR never
+    drops below QT plus a minimal TQ interval.
     """
     min_rr = (params.qt_ms + _MIN_TQ_MS) / 1000
-    n_beats = math.ceil(n_samples / fs / min_rr) + 2
+    max_rr = 2 * 60.0 / params.heart_rate_bpm
+    n_beats = math.ceil((n_samples / fs + max_rr) / min_rr) + 3
     width = _HRV_CORRELATION_BEATS
     half = math.ceil(3 * width)
     kernel = np.exp(-0.5 * (np.arange(-half, half + 1) / width) ** 2)
@@ -294,7 +290,8 @@ def _beat_starts(
     smooth = np.convolve(rng.standard_normal(n_beats + 2 * half), kernel, mode="valid")
     rate = np.maximum(params.heart_rate_bpm + params.hr_std_bpm * smooth, params.heart_rate_bpm / 2)
     rr = np.maximum(60.0 / rate, min_rr)
-    return np.concatenate([[0.0], np.cumsum(rr[1:])]) - first_phase * rr[0]
+    starts = np.concatenate([[0.0], np.cumsum(rr[:-1])])
+    return starts - rr[0] - first_phase * rr[1]
 
 
 def _render(

@@ -55,6 +55,10 @@ def command(
         raise UsageError(f"--backend must be onnx or torch, not {backend!r}")
     if device not in {"cpu", "cuda"}:
         raise UsageError(f"--device must be cpu or cuda, not {device!r}")
+    if threads is None and workers > 1:
+        import os
+
+        threads = max(1, (os.cpu_count() or 1) // workers)  # no oversubscription across workers
     settings = ReconstructSettings(
         model=model, leads=parse_leads(leads), backend=backend, device=device, threads=threads,
         force=force, uncertainty_samples=uncertainty,
@@ -70,6 +74,10 @@ def command(
 
 def _check_model(settings: object) -> None:
     """Fail once, up front, when a forced model cannot be loaded (instead of once per record)."""
+    from ecgfill.errors import ModelError, UsageError
     from ecgfill.reconstruct import get_model
 
-    get_model(settings.model, settings)  # type: ignore[attr-defined]
+    try:
+        get_model(settings.model, settings)  # type: ignore[attr-defined]
+    except ModelError as exc:
+        raise UsageError(f"--model: {exc}") from None

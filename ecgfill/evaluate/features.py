@@ -34,6 +34,7 @@ QRS_LOWPASS_HZ = 40.0  # QRS edges on a 40 Hz low-passed copy
 WAVE_LOWPASS_HZ = 20.0  # P and T waves on a 20 Hz low-passed copy
 QRS_EDGE_FRACTION = 0.03  # QRS edge: slope below 3 % of the QRS's steepest slope
 WAVE_EDGE_FRACTION = 0.1  # P and T edges: slope below 10 % of the wave's steepest slope
+NOISE_FLOOR = 4.0  # ... and below this multiple of the lead's median sample step (noise)
 QUIET_RUN_S = 0.008
 QRS_SEARCH_S = 0.15  # QRS onset/offset searched this far from the beat's steepest point
 P_SEARCH_S = 0.3  # P wave searched this far before QRS onset
@@ -212,6 +213,9 @@ class _Lead:
     def __post_init__(self) -> None:
         self.qrs_step = np.abs(np.diff(self.qrs))
         self.wave_step = np.abs(np.diff(self.waves))
+        # Edges need the slope below the noise too: a multiple of the lead's median step.
+        self.qrs_floor = NOISE_FLOOR * float(np.median(self.qrs_step)) if self.qrs.size > 1 else 0.0
+        self.wave_floor = NOISE_FLOOR * float(np.median(self.wave_step)) if self.waves.size > 1 else 0.0
 
     @property
     def run(self) -> int:
@@ -235,8 +239,9 @@ def _delineate_beat(lead: _Lead, anchor: int, prev_end: float, next_anchor: floa
     out = dict.fromkeys(FIDUCIALS, nan) | {"p_amp_mv": nan, "t_amp_mv": nan}
     reach = lead.samples(QRS_SEARCH_S)
     lo, hi = max(0, anchor - reach), min(n - 1, anchor + reach)
-    threshold = QRS_EDGE_FRACTION * float(step[lo:hi].max(initial=0.0))
-    if threshold <= 0:
+    steepest = float(step[lo:hi].max(initial=0.0))
+    threshold = max(QRS_EDGE_FRACTION * steepest, lead.qrs_floor)
+    if steepest <= 0:
         return out
     qrs_on = _quiet_edge(step, anchor - 1, lo - 1, threshold, lead.run)
     qrs_off = _quiet_edge(step, anchor, hi, threshold, lead.run)
@@ -278,7 +283,8 @@ def _wave(lead: _Lead, lo: int, hi: int, iso: float, name: str) -> dict[str, flo
         return out
     left = left_lo + int(np.argmax(step[left_lo:peak]))
     right = peak + int(np.argmax(step[peak:right_hi]))
-    threshold = WAVE_EDGE_FRACTION * max(float(step[left]), float(step[right]))
+    steepest = max(float(step[left]), float(step[right]))
+    threshold = max(WAVE_EDGE_FRACTION * steepest, lead.wave_floor)
     out[f"{name}_peak"] = float(peak)
     out[f"{name}_on"] = _quiet_edge(step, left, lo - 1, threshold, lead.run)
     out[f"{name}_off"] = _quiet_edge(step, right, hi, threshold, lead.run)
