@@ -14,6 +14,7 @@ a lead's feature is the median over its matched beats. A feature that cannot be 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 
@@ -34,7 +35,7 @@ QRS_LOWPASS_HZ = 40.0  # QRS edges on a 40 Hz low-passed copy
 WAVE_LOWPASS_HZ = 20.0  # P and T waves on a 20 Hz low-passed copy
 QRS_EDGE_FRACTION = 0.03  # QRS edge: slope below 3 % of the QRS's steepest slope
 WAVE_EDGE_FRACTION = 0.1  # P and T edges: slope below 10 % of the wave's steepest slope
-NOISE_FLOOR = 4.0  # ... and below this multiple of the lead's median sample step (noise)
+NOISE_FLOOR = 3.0  # ... and below this many standard deviations of a noise-only step
 QUIET_RUN_S = 0.008
 QRS_SEARCH_S = 0.15  # QRS onset/offset searched this far from the beat's steepest point
 P_SEARCH_S = 0.3  # P wave searched this far before QRS onset
@@ -185,9 +186,9 @@ def _steepest_points(x: np.ndarray, beats: np.ndarray, fs: float) -> np.ndarray:
 def _quiet_edge(step: np.ndarray, start: int, stop: int, threshold: float, run: int) -> float:
     """The wave edge found by walking from ``start`` towards ``stop`` over sample steps.
 
-    ``step[k]`` is ``|x[k + 1] - x[k]|``. The walk stops at the first run of ``run`` steps below
-    ``threshold``; the edge is the sample where that quiet run meets the wave (the last quiet
-    sample before an onset, the first quiet sample after an offset). NaN when there is no run.
+    ``step[k]`` is the slope between samples k and k + 1. The walk stops at the first run of
+    ``run`` steps below ``threshold``; the edge is the sample where that quiet run meets the wave
+    (the last quiet sample before an onset, the first after an offset). NaN when there is no run.
     """
     backward = stop < start
     idx = np.arange(start, stop, -1 if backward else 1)
@@ -202,116 +203,172 @@ def _quiet_edge(step: np.ndarray, start: int, stop: int, threshold: float, run: 
     return float(first + 1 if backward else first)
 
 
-@dataclass
-class _Lead:
-    """A lead ready for delineation: a QRS copy and a smoother P/T copy with their sample steps."""
-
-    qrs: np.ndarray
-    waves: np.ndarray
-    fs: float
-
-    def __post_init__(self) -> None:
-        self.qrs_step = np.abs(np.diff(self.qrs))
-        self.wave_step = np.abs(np.diff(self.waves))
-        # Edges need the slope below the noise too: a multiple of the lead's median step.
-        self.qrs_floor = NOISE_FLOOR * float(np.median(self.qrs_step)) if self.qrs.size > 1 else 0.0
-        self.wave_floor = NOISE_FLOOR * float(np.median(self.wave_step)) if self.waves.size > 1 else 0.0
-
-    @property
-    def run(self) -> int:
-        return max(2, round(QUIET_RUN_S * self.fs))
-
-    def samples(self, seconds: float) -> int:
-        return max(1, round(seconds * self.fs))
-
-
 def _lowpass(x: np.ndarray, fs: float, cutoff: float) -> np.ndarray:
     """Zero-phase low-pass of ``[L, T]`` leads when ``cutoff`` lies well below Nyquist."""
-    if cutoff < 0.45 * fs and x.shape[-1] > 16:
+    if _filters(fs, cutoff) and x.shape[-1] > 16:
         return _sosfiltfilt(x, fs, "lowpass", cutoff)
     return x
 
 
-def _delineate_beat(lead: _Lead, anchor: int, prev_end: float, next_anchor: float) -> dict:
+def _filters(fs: float, cutoff: float) -> bool:
+    return cutoff < 0.45 * fs
+
+
+@lru_cache(maxsize=64)
+def _noise_gains(fs: float, cutoff: float) -> tuple[float, float]:
+    """For unit white noise: the std of one sample step after the zero-phase ``cutoff`` low-pass,
+    and the std of what that low-pass removes (both from the filter's frequency response)."""
+    if not _filters(fs, cutoff):
+        return float(np.sqrt(2.0)), 0.0
+    from scipy.signal import butter, sosfreqz
+
+    sos = butter(2, cutoff, btype="lowpass", fs=fs, output="sos")
+    freqs, response = sosfreqz(sos, worN=4096, fs=fs)
+    power = np.abs(response) ** 4  # forward-backward filtering squares the magnitude
+    step_power = (2.0 * np.sin(np.pi * freqs / fs)) ** 2
+    return float(np.sqrt(np.mean(power * step_power))), float(
+        np.sqrt(np.mean((1.0 - np.abs(response) ** 2) ** 2))
+    )
+
+
+def _step_noise(raw: np.ndarray, smooth: np.ndarray, fs: float, cutoff: float) -> float:
+    """Expected size of a noise-only sample step in the ``cutoff`` copy of the leads, combined.
+
+    Each lead's white-noise level comes from the robust spread (MAD) of what the QRS low-pass
+    removes, which holds noise and little ECG; 0 when the rate is too low to tell.
+    """
+    _, removed_gain = _noise_gains(fs, QRS_LOWPASS_HZ)
+    if removed_gain == 0.0 or raw.shape[-1] < 16:
+        return 0.0
+    residual = raw - smooth
+    mad = np.median(np.abs(residual - np.median(residual, axis=1, keepdims=True)), axis=1)
+    sigma = 1.4826 * mad / removed_gain
+    step_gain, _ = _noise_gains(fs, cutoff)
+    return float(step_gain * np.sqrt(np.sum(sigma**2)))
+
+
+class _Trace:
+    """Leads ``[L, T]`` delineated together: a QRS copy and a smoother P/T copy with the slope
+    (root-sum-square over leads of each sample step) and its noise floor."""
+
+    def __init__(self, raw: np.ndarray, fs: float) -> None:
+        self.fs = fs
+        self.qrs = _lowpass(raw, fs, QRS_LOWPASS_HZ)
+        self.waves = _lowpass(raw, fs, WAVE_LOWPASS_HZ)
+        self.qrs_step = np.sqrt(np.sum(np.diff(self.qrs, axis=1) ** 2, axis=0))
+        self.wave_step = np.sqrt(np.sum(np.diff(self.waves, axis=1) ** 2, axis=0))
+        self.qrs_floor = NOISE_FLOOR * _step_noise(raw, self.qrs, fs, QRS_LOWPASS_HZ)
+        self.wave_floor = NOISE_FLOOR * _step_noise(raw, self.qrs, fs, WAVE_LOWPASS_HZ)
+        self.run = max(2, round(QUIET_RUN_S * fs))
+        self.n = raw.shape[1]
+
+    def samples(self, seconds: float) -> int:
+        return max(1, round(seconds * self.fs))
+
+    def deviation(self, x: np.ndarray, lo: int, hi: int, iso: np.ndarray) -> np.ndarray:
+        """Distance from the isoelectric level over ``[lo, hi)``: signed for one lead, else the
+        spatial magnitude."""
+        d = x[:, lo:hi] - iso[:, None]
+        return d[0] if d.shape[0] == 1 else np.sqrt(np.sum(d**2, axis=0))
+
+
+def _delineate_beat(trace: _Trace, anchor: int, prev_end: float, next_anchor: float) -> dict:
     """Fiducials (sample indices, NaN when absent) and P/T amplitudes of the beat at ``anchor``."""
-    x, step, n = lead.qrs, lead.qrs_step, lead.qrs.size
+    step, n = trace.qrs_step, trace.n
     nan = float("nan")
     out = dict.fromkeys(FIDUCIALS, nan) | {"p_amp_mv": nan, "t_amp_mv": nan}
-    reach = lead.samples(QRS_SEARCH_S)
+    reach = trace.samples(QRS_SEARCH_S)
     lo, hi = max(0, anchor - reach), min(n - 1, anchor + reach)
     steepest = float(step[lo:hi].max(initial=0.0))
-    threshold = max(QRS_EDGE_FRACTION * steepest, lead.qrs_floor)
-    if steepest <= 0:
+    if steepest <= trace.qrs_floor:
         return out
-    qrs_on = _quiet_edge(step, anchor - 1, lo - 1, threshold, lead.run)
-    qrs_off = _quiet_edge(step, anchor, hi, threshold, lead.run)
+    threshold = max(QRS_EDGE_FRACTION * steepest, trace.qrs_floor)
+    qrs_on = _quiet_edge(step, anchor - 1, lo - 1, threshold, trace.run)
+    qrs_off = _quiet_edge(step, anchor, hi, threshold, trace.run)
     if np.isnan(qrs_on):
         return out
     on = int(qrs_on)
-    iso = float(np.median(lead.waves[max(0, on - lead.samples(ISO_WINDOW_S)) : on + 1]))
+    iso = np.median(trace.waves[:, max(0, on - trace.samples(ISO_WINDOW_S)) : on + 1], axis=1)
     out["qrs_on"], out["qrs_off"] = qrs_on, qrs_off
     end = int(qrs_off) if not np.isnan(qrs_off) else hi
-    out["r_peak"] = float(on + np.argmax(np.abs(x[on : end + 1] - iso)))
+    out["r_peak"] = float(on + np.argmax(np.abs(trace.deviation(trace.qrs, on, end + 1, iso))))
 
-    p_lo = max(0, on - lead.samples(P_SEARCH_S))
+    p_lo = max(0, on - trace.samples(P_SEARCH_S))
     if np.isfinite(prev_end):
         p_lo = max(p_lo, int(prev_end) + 1)
-    p_hi = on - lead.run
-    if p_hi - p_lo > 2 * lead.run:
-        out |= _wave(lead, p_lo, p_hi, iso, "p")
+    p_hi = on - trace.run
+    if p_hi - p_lo > 2 * trace.run:
+        out |= _wave(trace, p_lo, p_hi, iso, "p")
     if not np.isnan(qrs_off):
-        t_lo = int(qrs_off) + lead.samples(T_GAP_S)
-        t_hi = min(n - 1, anchor + lead.samples(T_SEARCH_S))
+        t_lo = int(qrs_off) + trace.samples(T_GAP_S)
+        t_hi = min(n - 1, anchor + trace.samples(T_SEARCH_S))
         if np.isfinite(next_anchor):
             t_hi = min(t_hi, anchor + int(0.8 * (next_anchor - anchor)))
-        if t_hi - t_lo > 2 * lead.run:
-            out |= _wave(lead, t_lo, t_hi, iso, "t")
+        if t_hi - t_lo > 2 * trace.run:
+            out |= _wave(trace, t_lo, t_hi, iso, "t")
     return out
 
 
-def _wave(lead: _Lead, lo: int, hi: int, iso: float, name: str) -> dict[str, float]:
+def _wave(trace: _Trace, lo: int, hi: int, iso: np.ndarray, name: str) -> dict[str, float]:
     """Peak, edges and amplitude of the P or T wave in samples ``[lo, hi)``, against ``iso``."""
-    x, step = lead.waves, lead.wave_step
-    peak = lo + int(np.argmax(np.abs(x[lo:hi] - iso)))
-    amplitude = float(x[peak] - iso)
+    step = trace.wave_step
+    deviation = trace.deviation(trace.waves, lo, hi, iso)
+    peak = lo + int(np.argmax(np.abs(deviation)))
+    amplitude = float(deviation[peak - lo])
     out = {f"{name}_amp_mv": amplitude}
     if abs(amplitude) < MIN_WAVE_MV:
         return out
-    reach = lead.samples(SLOPE_SEARCH_S)
+    reach = trace.samples(SLOPE_SEARCH_S)
     left_lo, right_hi = max(lo, peak - reach), min(hi, peak + reach)
     if peak - left_lo < 2 or right_hi - peak < 2:
         return out
     left = left_lo + int(np.argmax(step[left_lo:peak]))
     right = peak + int(np.argmax(step[peak:right_hi]))
     steepest = max(float(step[left]), float(step[right]))
-    threshold = max(WAVE_EDGE_FRACTION * steepest, lead.wave_floor)
+    if steepest <= trace.wave_floor:
+        return out
+    threshold = max(WAVE_EDGE_FRACTION * steepest, trace.wave_floor)
     out[f"{name}_peak"] = float(peak)
-    out[f"{name}_on"] = _quiet_edge(step, left, lo - 1, threshold, lead.run)
-    out[f"{name}_off"] = _quiet_edge(step, right, hi, threshold, lead.run)
+    out[f"{name}_on"] = _quiet_edge(step, left, lo - 1, threshold, trace.run)
+    out[f"{name}_off"] = _quiet_edge(step, right, hi, threshold, trace.run)
     return out
 
 
+def _as_leads(signal: np.ndarray) -> np.ndarray:
+    return np.nan_to_num(np.atleast_2d(np.asarray(signal, dtype=np.float64)))
+
+
 def delineate(signal: np.ndarray, fs: float, r_peaks: np.ndarray | None = None) -> list[Beats]:
-    """Delineate every lead of ``signal`` (``[T]`` or ``[L, T]``, mV) on its own beats.
+    """Delineate each lead of ``signal`` (``[T]`` or ``[L, T]``, mV) on its own.
 
     ``r_peaks`` (sample indices) imposes the beat positions on every lead; by default each lead
     finds its own with :func:`detect_r_peaks`.
     """
-    x = np.nan_to_num(np.atleast_2d(np.asarray(signal, dtype=np.float64)))
-    qrs, waves = _lowpass(x, fs, QRS_LOWPASS_HZ), _lowpass(x, fs, WAVE_LOWPASS_HZ)
+    x = _as_leads(signal)
     out = []
-    for raw, qrs_row, wave_row in zip(x, qrs, waves, strict=True):
-        anchors = detect_r_peaks(raw, fs) if r_peaks is None else np.asarray(r_peaks, np.int64)
-        out.append(_delineate_lead(_Lead(qrs_row, wave_row, fs), anchors))
+    for row in x:
+        anchors = detect_r_peaks(row, fs) if r_peaks is None else np.asarray(r_peaks, np.int64)
+        out.append(_delineate_trace(_Trace(row[None], fs), anchors))
     return out
 
 
-def _delineate_lead(lead: _Lead, anchors: np.ndarray) -> Beats:
+def delineate_global(
+    signal: np.ndarray, fs: float, r_peaks: np.ndarray | None = None
+) -> Beats:
+    """Delineate all leads of ``signal`` ``[L, T]`` together, as an ECG machine measures global
+    intervals: the slope is combined over leads, so an edge is where the first lead starts or the
+    last lead ends; P/T amplitudes are spatial magnitudes (unsigned)."""
+    x = _as_leads(signal)
+    anchors = detect_r_peaks(x, fs) if r_peaks is None else np.asarray(r_peaks, np.int64)
+    return _delineate_trace(_Trace(x, fs), anchors)
+
+
+def _delineate_trace(trace: _Trace, anchors: np.ndarray) -> Beats:
     rows: list[dict] = []
     prev_end = float("nan")
     for i, anchor in enumerate(anchors):
         following = float(anchors[i + 1]) if i + 1 < anchors.size else float("nan")
-        beat = _delineate_beat(lead, int(anchor), prev_end, following)
+        beat = _delineate_beat(trace, int(anchor), prev_end, following)
         if np.isnan(beat["r_peak"]):
             beat["r_peak"] = float(anchor)
         ends = [beat[k] for k in ("t_off", "qrs_off") if np.isfinite(beat[k])]
@@ -319,7 +376,7 @@ def _delineate_lead(lead: _Lead, anchors: np.ndarray) -> Beats:
         rows.append(beat)
     fiducials = {k: np.array([r[k] for r in rows], dtype=np.float64) for k in FIDUCIALS}
     return Beats(
-        fs=lead.fs,
+        fs=trace.fs,
         fiducials=fiducials,
         p_amp_mv=np.array([r["p_amp_mv"] for r in rows], dtype=np.float64),
         t_amp_mv=np.array([r["t_amp_mv"] for r in rows], dtype=np.float64),
