@@ -31,6 +31,7 @@ import json
 import math
 import os
 import re
+import shlex
 import shutil
 import time
 from collections import Counter, deque
@@ -41,7 +42,7 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 from itertools import islice
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
 import numpy as np
 
@@ -50,6 +51,9 @@ from ecgfill.dsp import RESAMPLE_METHODS, Highpass, fill_gaps, resample, resampl
 from ecgfill.errors import EcgfillError, RecordError, UsageError
 from ecgfill.leads import CHEST_LEADS, LIMB_LEADS, STANDARD_LEADS
 from ecgfill.record import FLAT_MV
+
+if TYPE_CHECKING:
+    from ecgfill.io.discover import RecordInput
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -62,8 +66,9 @@ MANIFEST_COLUMNS: tuple[str, ...] = (
 )
 MAX_GAP_MS = 50.0  # NaN runs up to this long are interpolated; longer ones exclude the record
 MIN_SECONDS = 5.0  # records shorter than this are flagged "short"
-CLIP_MIN_MS = 60.0  # a run this long at a lead's extreme value counts as clipping
+CLIP_MIN_MS = 60.0  # a run this long at a lead's extreme value counts as clipping ...
 CLIP_MIN_SAMPLES = 4
+CLIP_FAR_FROM_MEDIAN = 0.5  # ... at a value at least this share of the range from the median
 EDGE_MARGIN_S = 1.0  # extra input kept past ``seconds`` so resampling has real right context
 PIPELINE = ("read", "interpolate short NaN gaps", "derive limb leads", "resample", "highpass",
             "crop or zero-pad")
@@ -148,6 +153,22 @@ class PreprocessConfig:
         if self.highpass_hz is not None and not self.highpass_hz > 0:
             raise UsageError(f"--highpass must be a positive cutoff in Hz, not {self.highpass_hz}")
 
+    def command_line(self, inputs: Sequence[str], output_dir: str | Path) -> str:
+        """The ``ecgfill preprocess`` call that gives this output; --workers and --overwrite are
+        left out because they do not change a byte of it."""
+        options = [
+            *(["--fs", f"{self.fs:g}"] if self.fs else []),
+            "--seconds", f"{self.seconds:g}",
+            *(["--splits", str(self.splits_csv)] if self.splits_csv else []),
+            *(["--highpass", f"{self.highpass_hz:g}"] if self.highpass_hz else []),
+            "--resample", self.resample_method,
+        ]
+        if self.splits_csv:
+            for split in SPLITS:
+                folds = sorted(getattr(self.folds, split))
+                options += [f"--{split}-folds", ",".join(map(str, folds))]
+        return shlex.join(["ecgfill", "preprocess", *inputs, str(output_dir), *options])
+
 
 # --------------------------------------------------------------------------- one record
 
@@ -183,11 +204,20 @@ class ProcessedRecord:
 
 
 def process_record(path: str, settings: RecordSettings) -> ProcessedRecord:
-    """Read and conform one record; never raises for a bad record."""
-    from ecgfill.io import read_record
+    """Read and conform one record; never raises for a bad record.
+
+    Only the first ``seconds`` plus a margin are read, so long (e.g. 24-hour) records cost no
+    more than short ones; checksums are verified when that is the whole record.
+    """
+    from ecgfill.io import open_record
 
     try:
-        record = read_record(path)
+        with open_record(path) as reader:
+            total = reader.n_samples
+            needed = min(total, math.ceil((settings.seconds + _margin_s(settings)) * reader.fs))
+            record = reader.read(0, needed)
+            if needed == total:
+                reader.verify()
     except RecordError as exc:
         return ProcessedRecord(exclusion=("unreadable", exc.problem), unreadable=True)
     except Exception as exc:  # a reader bug must not stop the batch
@@ -195,7 +225,7 @@ def process_record(path: str, settings: RecordSettings) -> ProcessedRecord:
         return ProcessedRecord(exclusion=("unreadable", detail), unreadable=True)
     out = ProcessedRecord(
         fs_original=record.fs,
-        flags=quality_flags(record.signal, record.leads, record.fs, settings.min_seconds),
+        flags=quality_flags(record.signal, record.leads, record.fs, settings.min_seconds, total),
         header_patient_id=patient_id_from_comments(record.comments),
     )
     repaired, out.exclusion = repair_gaps(record.signal, record.leads, record.fs, settings.max_gap_ms)
@@ -211,18 +241,25 @@ def process_record(path: str, settings: RecordSettings) -> ProcessedRecord:
     if missing:
         out.exclusion = ("missing_chest_leads", ", ".join(missing))
         return out
-    out.signal, out.n_valid = conform(full.select(STANDARD_LEADS).signal, record.fs, settings)
+    out.signal, out.n_valid = conform(full.select(STANDARD_LEADS).signal, record.fs, total, settings)
     return out
 
 
-def conform(x: np.ndarray, fs_in: float, settings: RecordSettings) -> tuple[np.ndarray, int]:
-    """Resample ``[12, n]`` to the dataset rate, filter, crop/zero-pad; returns (row, n_valid)."""
-    margin_s = EDGE_MARGIN_S + (3.0 / settings.highpass.cutoff_hz if settings.highpass else 0.0)
-    keep = min(x.shape[1], math.ceil((settings.seconds + margin_s) * fs_in))
+def _margin_s(settings: RecordSettings) -> float:
+    """Input kept past ``seconds`` so resampling and filtering see real data at the crop."""
+    return EDGE_MARGIN_S + (3.0 / settings.highpass.cutoff_hz if settings.highpass else 0.0)
+
+
+def conform(
+    x: np.ndarray, fs_in: float, total: int, settings: RecordSettings
+) -> tuple[np.ndarray, int]:
+    """Resample ``[12, n]`` (the first samples of a ``total``-sample record) to the dataset rate,
+    filter, crop or zero-pad; returns (row, n_valid)."""
+    keep = min(x.shape[1], math.ceil((settings.seconds + _margin_s(settings)) * fs_in))
     y = resample(x[:, :keep], fs_in, settings.fs, method=settings.resample_method)
     if settings.highpass:
         y = settings.highpass.apply(y, settings.fs)
-    n_valid = min(settings.n_samples, resampled_length(x.shape[1], fs_in, settings.fs))
+    n_valid = min(settings.n_samples, resampled_length(total, fs_in, settings.fs), y.shape[1])
     row = np.zeros((x.shape[0], settings.n_samples), dtype=np.float32)
     row[:, :n_valid] = y[:, :n_valid]
     return row, n_valid
@@ -249,9 +286,16 @@ def repair_gaps(
 
 
 def quality_flags(
-    signal: np.ndarray, leads: Sequence[str], fs: float, min_seconds: float = MIN_SECONDS
+    signal: np.ndarray,
+    leads: Sequence[str],
+    fs: float,
+    min_seconds: float = MIN_SECONDS,
+    total_samples: int | None = None,
 ) -> tuple[str, ...]:
-    """Flags for the measured leads: NaN ratio, flat leads, clipping at the rails, too short."""
+    """Flags for the measured leads: NaN ratio, flat leads, clipping at the rails, too short.
+
+    ``signal`` may be the first part of a record of ``total_samples`` (for the length check).
+    """
     flags: list[str] = []
     finite = np.isfinite(signal)
     nan_ratio = 1.0 - float(finite.mean()) if signal.size else 0.0
@@ -266,16 +310,26 @@ def quality_flags(
         low, high = float(values.min()), float(values.max())
         if high - low < FLAT_MV:
             flat.append(name)
-        elif _longest_run(row == high) >= min_run or _longest_run(row == low) >= min_run:
+        elif _stuck_at_rail(row, values, low, high, min_run):
             clipped.append(name)
     if flat:
         flags.append("flat:" + ",".join(flat))
     if clipped:
         flags.append("clipped:" + ",".join(clipped))
-    seconds = signal.shape[-1] / fs
+    seconds = (signal.shape[-1] if total_samples is None else total_samples) / fs
     if seconds < min_seconds:
         flags.append(f"short:{seconds:.1f}s")
     return tuple(flags)
+
+
+def _stuck_at_rail(row: np.ndarray, values: np.ndarray, low: float, high: float, min_run: int) -> bool:
+    """A run of ``min_run`` samples at the lead's extreme, far from its median (a rail, not a
+    quantised baseline plateau that happens to be the lead's highest or lowest value)."""
+    median = float(np.median(values))
+    far = CLIP_FAR_FROM_MEDIAN * (high - low)
+    return any(
+        abs(rail - median) >= far and _longest_run(row == rail) >= min_run for rail in (high, low)
+    )
 
 
 def _longest_run(mask: np.ndarray) -> int:
@@ -501,10 +555,6 @@ class PreprocessSummary:
     counts: dict[str, Any]
     seconds: float
 
-    @property
-    def failed(self) -> int:
-        return int(self.counts["unreadable"])
-
     def to_json(self) -> dict[str, Any]:
         return {
             "output": str(self.output),
@@ -541,16 +591,18 @@ def preprocess(
     inputs: Sequence[str],
     output_dir: str | Path,
     config: PreprocessConfig | None = None,
-    command: str = "ecgfill preprocess",
+    command: str | None = None,
 ) -> PreprocessSummary:
     """Build the dataset in ``output_dir`` from ``inputs`` (files, directories, globs, ``-``).
 
-    Per-record problems are one error line on stderr and an excluded manifest row; problems with
-    the inputs or options raise :class:`~ecgfill.errors.UsageError`.
+    ``command`` is recorded in dataset.json (default: the equivalent ``ecgfill preprocess``
+    call). Per-record problems are one error line on stderr and an excluded manifest row;
+    problems with the inputs or options raise :class:`~ecgfill.errors.UsageError`.
     """
     from ecgfill.io.discover import find_records
 
     config = config or PreprocessConfig()
+    command = command or config.command_line(inputs, output_dir)
     started = time.perf_counter()
     output_dir = Path(output_dir)
     found = find_records(list(inputs))
@@ -750,7 +802,7 @@ def _wfdb_header_fs(text: str) -> float | None:
     return None
 
 
-def _edf_header_fs(head: bytes, handle: Any) -> float | None:
+def _edf_header_fs(head: bytes, handle: BinaryIO) -> float | None:
     if len(head) < 256:
         return None
     duration = float(head[244:252].decode("ascii").strip() or "nan")
@@ -767,7 +819,7 @@ def _edf_header_fs(head: bytes, handle: Any) -> float | None:
     return max(rates.items(), key=lambda kv: (kv[1], kv[0]))[0]
 
 
-def _record_ids(items: Sequence[Any]) -> list[str]:
+def _record_ids(items: Sequence[RecordInput]) -> list[str]:
     """Unique ids: the path below the input root without suffix (root name prefixed on clashes)."""
     ids = [item.relative().as_posix() for item in items]
     clashes = {i for i, n in Counter(ids).items() if n > 1}

@@ -2,11 +2,165 @@
 
 from __future__ import annotations
 
-from ecgfill.commands._common import not_available
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from ecgfill.commands._common import handle_errors
 
 NAME = "evaluate"
-HELP = "Score reconstructions against complete 12-lead references, honestly."
+HELP = (
+    "Score reconstructions against complete 12-lead references, honestly: mask references to a "
+    "model's input leads and reconstruct them (records or a preprocess dataset with --split), or "
+    "compare a folder of reconstructions (--reconstructed). Input leads are never scored; limb "
+    "leads derived from predictions are reported apart."
+)
+SPLITS = ("train", "val", "test")
 
 
-def command() -> None:
-    not_available(NAME, 6)
+@handle_errors
+def command(
+    references: list[str] = typer.Argument(
+        ..., help="Complete references: record files, folders (recursive), globs, or one "
+        "preprocess dataset directory (with --split).",
+    ),
+    model: str = typer.Option(
+        None, "--model", "-m", help="'auto' (default: the shipped model for --input-leads), a "
+        "model name, or a path to a model card or weights.",
+    ),
+    input_leads: str = typer.Option(
+        None, "--input-leads", help="Leads the model gets, e.g. II,V1,V5 (default: the model's)."
+    ),
+    reconstructed: Path = typer.Option(
+        None, "--reconstructed", help="Folder of reconstructed records (e.g. from `ecgfill "
+        "reconstruct`) to compare with the references, matched by relative path or name.",
+    ),
+    split: str = typer.Option(None, "--split", help="Dataset split to evaluate: train, val or test."),
+    compare: str = typer.Option(
+        None, "--compare", help="A second model (name or path) run on the same records; the "
+        "report adds paired differences (Wilcoxon p, Cohen's d, bootstrap CI).",
+    ),
+    json_output: bool = typer.Option(False, "--json", help="Print the report as JSON on stdout."),
+    csv_path: Path = typer.Option(
+        None, "--csv", help="Write one row per record and scored lead to this CSV file."
+    ),
+    plot_dir: Path = typer.Option(
+        None, "--plot", help="Write PNG figures here: per-lead distributions and 12-lead "
+        "printouts of the worst (and --plot-records) records. Needs matplotlib.",
+    ),
+    plot_records: str = typer.Option(
+        None, "--plot-records", help="Comma-separated record names to plot as 12-lead printouts."
+    ),
+    plot_worst: int = typer.Option(
+        3, "--plot-worst", min=0, help="How many of the worst records (lowest r) to plot."
+    ),
+    features: bool = typer.Option(
+        True, "--features/--no-features", help="Measure clinical features (HR, PR, QRS, QT, P/T)."
+    ),
+    bootstrap: int = typer.Option(
+        1000, "--bootstrap", min=0, help="Bootstrap resamples for the 95% intervals (0: none)."
+    ),
+    seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap (reports are reproducible)."),
+    limit: int = typer.Option(None, "--limit", min=1, help="Evaluate at most this many records."),
+    backend: str = typer.Option("onnx", "--backend", help="onnx (CPU default) or torch."),
+    device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+) -> None:
+    from ecgfill import console
+    from ecgfill.errors import EcgfillError, UsageError
+    from ecgfill.evaluate.report import build_report, print_report
+    from ecgfill.evaluate.run import EvaluateOptions, evaluate_folders, evaluate_models
+
+    if backend not in {"onnx", "torch"}:
+        raise UsageError(f"--backend must be onnx or torch, not {backend!r}")
+    if device not in {"cpu", "cuda"}:
+        raise UsageError(f"--device must be cpu or cuda, not {device!r}")
+    if split is not None and split not in SPLITS:
+        raise UsageError(f"--split must be one of {', '.join(SPLITS)}, not {split!r}")
+    keep_names = frozenset(n.strip() for n in (plot_records or "").split(",") if n.strip())
+    with console.progress("Evaluating", None) as advance:
+        options = EvaluateOptions(
+            features=features, limit=limit, keep_worst=plot_worst if plot_dir else 0,
+            keep_names=keep_names if plot_dir else frozenset(), progress=advance,
+        )
+        if reconstructed is not None:
+            given = [flag for flag, value in (("--model", model), ("--input-leads", input_leads),
+                                              ("--compare", compare), ("--split", split)) if value]
+            if given:
+                raise UsageError(f"{', '.join(given)} cannot be used with --reconstructed")
+            evaluations = [evaluate_folders(references, reconstructed, options)]
+        else:
+            models = _load_models(model, input_leads, compare, backend, device)
+            evaluations = evaluate_models(references, models, options, split=split)
+    primary = evaluations[0]
+    report = build_report(primary, n_boot=bootstrap, seed=seed,
+                          compare=evaluations[1] if len(evaluations) > 1 else None)
+    print_report(report)
+    if csv_path is not None:
+        from ecgfill.evaluate.report import write_csv
+
+        rows = write_csv(csv_path, evaluations)
+        console.info(f"wrote {rows} rows to {csv_path}")
+    if plot_dir is not None and primary.scores:
+        from ecgfill.evaluate.plots import write_plots
+
+        written = write_plots(evaluations, plot_dir)
+        console.info(f"wrote {len(written)} figures to {plot_dir}")
+    if json_output:
+        console.emit_json(report)
+    if not primary.scores:
+        raise EcgfillError("no record could be evaluated")
+    if any(e.failures for e in evaluations):
+        raise typer.Exit(console.EXIT_FAILED)
+
+
+def _parse_leads(text: str | None) -> tuple[str, ...] | None:
+    if text is None:
+        return None
+    from ecgfill.errors import UsageError
+    from ecgfill.io.names import parse_lead_list
+
+    try:
+        return parse_lead_list(text)
+    except ValueError as exc:
+        raise UsageError(f"--input-leads: {exc}") from None
+
+
+def _load_models(
+    model: str | None, input_leads: str | None, compare: str | None, backend: str, device: str
+) -> list[Any]:
+    """The model to evaluate (and the one to compare with), checked against --input-leads."""
+    leads = _parse_leads(input_leads)
+    primary = _load(model or "auto", leads, backend, device, "--model")
+    if leads is None:
+        leads = tuple(primary.input_leads)
+    models = [primary]
+    if compare is not None:
+        models.append(_load(compare, leads, backend, device, "--compare"))
+    return models
+
+
+def _load(name: str, leads: tuple[str, ...] | None, backend: str, device: str, flag: str) -> Any:
+    from ecgfill.errors import ModelError, UsageError
+    from ecgfill.models import available_models, find_model_for_leads, load_model
+    from ecgfill.reconstruct import independent_leads
+
+    if name == "auto":
+        if leads is None:
+            raise UsageError(f"{flag} auto needs --input-leads (e.g. --input-leads I,II,V4)")
+        found = find_model_for_leads(leads) or find_model_for_leads(independent_leads(leads))
+        if found is None:
+            sets = sorted({",".join(card["input_leads"]) for card in available_models()})
+            raise UsageError(f"{flag} auto: no shipped model takes leads {','.join(leads)}; "
+                             f"available: {'; '.join(sets) or 'none'}")
+        name = found
+    try:
+        loaded = load_model(name, backend=backend, device=device)
+    except ModelError as exc:
+        raise UsageError(f"{flag}: {exc}") from None
+    if leads is not None and set(loaded.input_leads) != set(leads):
+        raise UsageError(
+            f"{flag}: model {loaded.name} takes leads {','.join(loaded.input_leads)}, "
+            f"not {','.join(leads)}"
+        )
+    return loaded

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shlex
 from pathlib import Path
 
 import typer
@@ -60,17 +59,7 @@ def command(
         fs=fs, seconds=seconds, splits_csv=splits, folds=folds, workers=workers,
         highpass_hz=highpass, resample_method=resample_method, overwrite=overwrite,
     )
-    options = [
-        *(["--fs", f"{fs:g}"] if fs else []),
-        "--seconds", f"{seconds:g}",
-        *(["--splits", str(splits), "--train-folds", train_folds, "--val-folds", val_folds,
-           "--test-folds", test_folds] if splits else []),
-        *(["--highpass", f"{highpass:g}"] if highpass else []),
-        "--resample", resample_method,
-    ]
-    # The options that shape the output; --workers and --overwrite do not change a byte.
-    command_line = shlex.join(["ecgfill", NAME, *paths, *options])
-    summary = preprocess(paths[:-1], paths[-1], config, command=command_line)
+    summary = preprocess(paths[:-1], paths[-1], config)
     counts = summary.counts
     if json_output:
         console.emit_json(summary.to_json())

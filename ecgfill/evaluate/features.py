@@ -13,7 +13,8 @@ a lead's feature is the median over its matched beats. A feature that cannot be 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -31,18 +32,19 @@ REFRACTORY_S = 0.25  # no two beats closer than this (240 bpm)
 PEAK_THRESHOLD = 0.3  # share of the 90th percentile of candidate envelope peaks
 T_REJECT_S = 0.36  # a candidate this soon after a beat ...
 T_REJECT_RATIO = 0.5  # ... and below this share of its envelope is a T wave
-QRS_LOWPASS_HZ = 40.0  # QRS edges on a 40 Hz low-passed copy
-WAVE_LOWPASS_HZ = 20.0  # P and T waves on a 20 Hz low-passed copy
+QRS_LOWPASS_HZ = 50.0  # QRS edges on a 50 Hz low-passed copy
+WAVE_LOWPASS_HZ = 25.0  # P and T waves on a 25 Hz low-passed copy
 QRS_EDGE_FRACTION = 0.03  # QRS edge: slope below 3 % of the QRS's steepest slope
 WAVE_EDGE_FRACTION = 0.1  # P and T edges: slope below 10 % of the wave's steepest slope
+NOISE_SPLIT = 0.4  # noise is estimated above 40 % of the sampling rate
 NOISE_FLOOR = 3.0  # ... and below this many standard deviations of a noise-only step
 QUIET_RUN_S = 0.008
 QRS_SEARCH_S = 0.15  # QRS onset/offset searched this far from the beat's steepest point
 P_SEARCH_S = 0.3  # P wave searched this far before QRS onset
 T_GAP_S = 0.05  # T peak searched from this long after QRS offset ...
 T_SEARCH_S = 0.7  # ... up to this long after the beat (and 80 % of the next RR)
-SLOPE_SEARCH_S = 0.25  # the steepest slope of a P/T limb lies this close to its peak
-ISO_WINDOW_S = 0.02  # isoelectric level: median of the last 20 ms before QRS onset
+LIMB_FRACTION = 0.3  # a P/T limb ends where the wave has fallen to 30 % of its height
+ISO_WINDOW_S = 0.02  # isoelectric level: mean of the last 20 ms before QRS onset
 MIN_WAVE_MV = 0.02  # P/T waves smaller than this have no measurable edges
 BEAT_MATCH_S = 0.15
 
@@ -105,7 +107,6 @@ class FeatureComparison:
     matched: np.ndarray
     missed: np.ndarray
     extra: np.ndarray
-    beats: list[tuple[Beats, Beats]] = field(default_factory=list, repr=False)
 
 
 def _nanmedian(values: np.ndarray) -> float:
@@ -113,25 +114,38 @@ def _nanmedian(values: np.ndarray) -> float:
     return float(np.median(finite)) if finite.size else float("nan")
 
 
-def _sosfiltfilt(x: np.ndarray, fs: float, btype: str, cutoff: float | tuple[float, float]):
-    from scipy.signal import butter, sosfiltfilt
+@lru_cache(maxsize=64)
+def _design(fs: float, btype: str, cutoff: float | tuple[float, float]) -> np.ndarray:
+    from scipy.signal import butter
 
-    sos = butter(2, cutoff, btype=btype, fs=fs, output="sos")
-    padlen = min(x.shape[-1] - 1, 3 * (2 * len(sos) + 1) * 4)
-    return sosfiltfilt(sos, x, axis=-1, padlen=max(padlen, 0))
+    return butter(2, cutoff, btype=btype, fs=fs, output="sos")
+
+
+def _sosfiltfilt(
+    x: np.ndarray, fs: float, btype: str, cutoff: float | tuple[float, float]
+) -> np.ndarray:
+    """Zero-phase second-order Butterworth filter along the last axis, odd padding of one
+    period of the lowest cutoff."""
+    from scipy.signal import sosfiltfilt
+
+    lowest = min(cutoff) if isinstance(cutoff, tuple) else cutoff
+    padlen = min(x.shape[-1] - 1, math.ceil(fs / lowest))
+    return sosfiltfilt(_design(fs, btype, cutoff), x, axis=-1, padlen=padlen)
 
 
 def _qrs_envelope(x: np.ndarray, fs: float) -> np.ndarray:
-    """Moving-integrated squared slope of the QRS band, ``[..., T]`` (the detector's input)."""
+    """Moving-integrated squared slope of the QRS band of ``[L, T]`` leads (detector input)."""
     low, high = QRS_BAND_HZ
-    high = min(high, 0.45 * fs)
-    band = _sosfiltfilt(np.asarray(x, dtype=np.float64), fs, "bandpass", (low, high))
+    band = _sosfiltfilt(x, fs, "bandpass", (low, min(high, 0.45 * fs)))
     energy = np.gradient(band, axis=-1) ** 2
     width = max(1, round(INTEGRATION_S * fs))
-    kernel = np.ones(width) / width
-    flat = energy.reshape(-1, energy.shape[-1])
-    out = np.stack([np.convolve(row, kernel, mode="same") for row in flat])
-    return out.reshape(energy.shape)
+    padded = np.pad(energy, ((0, 0), (width // 2, width - 1 - width // 2)))
+    cumulative = np.concatenate([np.zeros((x.shape[0], 1)), np.cumsum(padded, axis=1)], axis=1)
+    return (cumulative[:, width:] - cumulative[:, :-width]) / width
+
+
+def _too_short(n: int, fs: float) -> bool:
+    return n < max(3 * round(INTEGRATION_S * fs), 16)
 
 
 def detect_r_peaks(signal: np.ndarray, fs: float) -> np.ndarray:
@@ -139,29 +153,32 @@ def detect_r_peaks(signal: np.ndarray, fs: float) -> np.ndarray:
 
     Multi-lead input combines the leads' envelopes, each scaled to its own 99th percentile, so
     that a weak lead cannot hide beats that the others show. Each beat sits at the steepest point
-    of its QRS in the lead with the largest envelope there.
+    of its QRS.
     """
+    x = _as_leads(signal)
+    if _too_short(x.shape[-1], fs):
+        return np.zeros(0, dtype=np.int64)
+    return _beats_from_envelope(x, _qrs_envelope(x, fs), fs)
+
+
+def _beats_from_envelope(x: np.ndarray, env: np.ndarray, fs: float) -> np.ndarray:
     from scipy.signal import find_peaks
 
-    x = np.atleast_2d(np.nan_to_num(np.asarray(signal, dtype=np.float64)))
-    if x.shape[-1] < max(3 * round(INTEGRATION_S * fs), 16):
-        return np.zeros(0, dtype=np.int64)
-    env = _qrs_envelope(x, fs)
+    none = np.zeros(0, dtype=np.int64)
     scale = np.percentile(env, 99, axis=1)
     usable = scale > 0
     if not usable.any():
-        return np.zeros(0, dtype=np.int64)
+        return none
     combined = (env[usable] / scale[usable, None]).sum(axis=0)
     candidates, _ = find_peaks(combined, distance=max(1, round(REFRACTORY_S * fs)))
     if candidates.size == 0:
-        return np.zeros(0, dtype=np.int64)
+        return none
     heights = combined[candidates]
     keep = candidates[heights >= PEAK_THRESHOLD * np.percentile(heights, 90)]
     beats: list[int] = []
     for c in keep:
-        if beats and c - beats[-1] < T_REJECT_S * fs and combined[c] < T_REJECT_RATIO * combined[
-            beats[-1]
-        ]:
+        t_wave = beats and c - beats[-1] < T_REJECT_S * fs
+        if t_wave and combined[c] < T_REJECT_RATIO * combined[beats[-1]]:
             continue
         beats.append(int(c))
     return _steepest_points(x[usable], np.asarray(beats, dtype=np.int64), fs)
@@ -215,52 +232,52 @@ def _filters(fs: float, cutoff: float) -> bool:
 
 
 @lru_cache(maxsize=64)
-def _noise_gains(fs: float, cutoff: float) -> tuple[float, float]:
-    """For unit white noise: the std of one sample step after the zero-phase ``cutoff`` low-pass,
-    and the std of what that low-pass removes (both from the filter's frequency response)."""
+def _gains(fs: float, cutoff: float) -> tuple[float, float]:
+    """For unit white noise at ``fs``: the std of one sample step after the zero-phase
+    ``cutoff`` low-pass, and the std of what that low-pass removes (from its response)."""
     if not _filters(fs, cutoff):
         return float(np.sqrt(2.0)), 0.0
     from scipy.signal import butter, sosfreqz
 
     sos = butter(2, cutoff, btype="lowpass", fs=fs, output="sos")
     freqs, response = sosfreqz(sos, worN=4096, fs=fs)
-    power = np.abs(response) ** 4  # forward-backward filtering squares the magnitude
-    step_power = (2.0 * np.sin(np.pi * freqs / fs)) ** 2
-    return float(np.sqrt(np.mean(power * step_power))), float(
-        np.sqrt(np.mean((1.0 - np.abs(response) ** 2) ** 2))
-    )
+    kept = np.abs(response) ** 2  # forward-backward filtering squares the magnitude
+    step = (2.0 * np.sin(np.pi * freqs / fs)) ** 2
+    return float(np.sqrt(np.mean(kept**2 * step))), float(np.sqrt(np.mean((1.0 - kept) ** 2)))
 
 
-def _step_noise(raw: np.ndarray, smooth: np.ndarray, fs: float, cutoff: float) -> float:
-    """Expected size of a noise-only sample step in the ``cutoff`` copy of the leads, combined.
-
-    Each lead's white-noise level comes from the robust spread (MAD) of what the QRS low-pass
-    removes, which holds noise and little ECG; 0 when the rate is too low to tell.
-    """
-    _, removed_gain = _noise_gains(fs, QRS_LOWPASS_HZ)
-    if removed_gain == 0.0 or raw.shape[-1] < 16:
-        return 0.0
-    residual = raw - smooth
+def noise_level(signal: np.ndarray, fs: float) -> np.ndarray:
+    """Estimated white-noise std (mV) of each lead of ``[L, T]``: the robust spread (MAD) of what
+    a low-pass at ``NOISE_SPLIT`` of the rate removes, which is noise and little ECG."""
+    x = _as_leads(signal)
+    cutoff = NOISE_SPLIT * fs
+    _, removed_gain = _gains(fs, cutoff)
+    if removed_gain == 0.0 or x.shape[-1] < 16:
+        return np.zeros(x.shape[0])
+    residual = x - _lowpass(x, fs, cutoff)
     mad = np.median(np.abs(residual - np.median(residual, axis=1, keepdims=True)), axis=1)
-    sigma = 1.4826 * mad / removed_gain
-    step_gain, _ = _noise_gains(fs, cutoff)
+    return 1.4826 * mad / removed_gain
+
+
+def _step_noise(sigma: np.ndarray, fs: float, cutoff: float) -> float:
+    """Expected std of a noise-only sample step of the ``cutoff`` copy, combined over leads."""
+    step_gain, _ = _gains(fs, cutoff)
     return float(step_gain * np.sqrt(np.sum(sigma**2)))
 
 
 class _Trace:
-    """Leads ``[L, T]`` delineated together: a QRS copy and a smoother P/T copy with the slope
-    (root-sum-square over leads of each sample step) and its noise floor."""
+    """Leads ``[L, T]`` delineated together: a QRS copy and a smoother P/T copy, the slope of
+    each (root-sum-square over leads of every sample step) and its noise floor."""
 
-    def __init__(self, raw: np.ndarray, fs: float) -> None:
+    def __init__(self, qrs: np.ndarray, waves: np.ndarray, sigma: np.ndarray, fs: float) -> None:
         self.fs = fs
-        self.qrs = _lowpass(raw, fs, QRS_LOWPASS_HZ)
-        self.waves = _lowpass(raw, fs, WAVE_LOWPASS_HZ)
-        self.qrs_step = np.sqrt(np.sum(np.diff(self.qrs, axis=1) ** 2, axis=0))
-        self.wave_step = np.sqrt(np.sum(np.diff(self.waves, axis=1) ** 2, axis=0))
-        self.qrs_floor = NOISE_FLOOR * _step_noise(raw, self.qrs, fs, QRS_LOWPASS_HZ)
-        self.wave_floor = NOISE_FLOOR * _step_noise(raw, self.qrs, fs, WAVE_LOWPASS_HZ)
+        self.qrs, self.waves = qrs, waves
+        self.qrs_step = np.sqrt(np.sum(np.diff(qrs, axis=1) ** 2, axis=0))
+        self.wave_step = np.sqrt(np.sum(np.diff(waves, axis=1) ** 2, axis=0))
+        self.qrs_floor = NOISE_FLOOR * _step_noise(sigma, fs, QRS_LOWPASS_HZ)
+        self.wave_floor = NOISE_FLOOR * _step_noise(sigma, fs, WAVE_LOWPASS_HZ)
         self.run = max(2, round(QUIET_RUN_S * fs))
-        self.n = raw.shape[1]
+        self.n = qrs.shape[1]
 
     def samples(self, seconds: float) -> int:
         return max(1, round(seconds * self.fs))
@@ -270,6 +287,32 @@ class _Trace:
         spatial magnitude."""
         d = x[:, lo:hi] - iso[:, None]
         return d[0] if d.shape[0] == 1 else np.sqrt(np.sum(d**2, axis=0))
+
+
+@dataclass
+class _Prepared:
+    """Everything delineation needs from leads ``[L, T]``, filtered once for all of them."""
+
+    raw: np.ndarray
+    qrs: np.ndarray
+    waves: np.ndarray
+    sigma: np.ndarray
+    fs: float
+
+    @classmethod
+    def of(cls, signal: np.ndarray, fs: float, noise_from: np.ndarray | None) -> _Prepared:
+        x = _as_leads(signal)
+        noisy = x if noise_from is None else _as_leads(noise_from)
+        return cls(
+            raw=x,
+            qrs=_lowpass(x, fs, QRS_LOWPASS_HZ),
+            waves=_lowpass(x, fs, WAVE_LOWPASS_HZ),
+            sigma=noise_level(noisy, fs),
+            fs=fs,
+        )
+
+    def trace(self, rows: slice) -> _Trace:
+        return _Trace(self.qrs[rows], self.waves[rows], self.sigma[rows], self.fs)
 
 
 def _delineate_beat(trace: _Trace, anchor: int, prev_end: float, next_anchor: float) -> dict:
@@ -288,7 +331,7 @@ def _delineate_beat(trace: _Trace, anchor: int, prev_end: float, next_anchor: fl
     if np.isnan(qrs_on):
         return out
     on = int(qrs_on)
-    iso = np.median(trace.waves[:, max(0, on - trace.samples(ISO_WINDOW_S)) : on + 1], axis=1)
+    iso = np.mean(trace.waves[:, max(0, on - trace.samples(ISO_WINDOW_S)) : on + 1], axis=1)
     out["qrs_on"], out["qrs_off"] = qrs_on, qrs_off
     end = int(qrs_off) if not np.isnan(qrs_off) else hi
     out["r_peak"] = float(on + np.argmax(np.abs(trace.deviation(trace.qrs, on, end + 1, iso))))
@@ -316,10 +359,13 @@ def _wave(trace: _Trace, lo: int, hi: int, iso: np.ndarray, name: str) -> dict[s
     peak = lo + int(np.argmax(np.abs(deviation)))
     amplitude = float(deviation[peak - lo])
     out = {f"{name}_amp_mv": amplitude}
-    if abs(amplitude) < MIN_WAVE_MV:
-        return out
-    reach = trace.samples(SLOPE_SEARCH_S)
-    left_lo, right_hi = max(lo, peak - reach), min(hi, peak + reach)
+    if abs(amplitude) < MIN_WAVE_MV or min(peak - lo, hi - 1 - peak) < trace.run:
+        return out  # too small, or the largest deviation is a neighbouring wave at the edge
+    # Each limb's steepest slope lies between the peak and where the wave has fallen to
+    # LIMB_FRACTION of its height (past that, a neighbouring wave could be steeper).
+    low = np.flatnonzero(np.abs(deviation) < LIMB_FRACTION * abs(amplitude)) + lo
+    left_lo = int(low[low < peak].max(initial=lo))
+    right_hi = int(low[low > peak].min(initial=hi))
     if peak - left_lo < 2 or right_hi - peak < 2:
         return out
     left = left_lo + int(np.argmax(step[left_lo:peak]))
@@ -338,36 +384,56 @@ def _as_leads(signal: np.ndarray) -> np.ndarray:
     return np.nan_to_num(np.atleast_2d(np.asarray(signal, dtype=np.float64)))
 
 
-def delineate(signal: np.ndarray, fs: float, r_peaks: np.ndarray | None = None) -> list[Beats]:
+def delineate(
+    signal: np.ndarray,
+    fs: float,
+    r_peaks: np.ndarray | None = None,
+    noise_from: np.ndarray | None = None,
+) -> list[Beats]:
     """Delineate each lead of ``signal`` (``[T]`` or ``[L, T]``, mV) on its own.
 
     ``r_peaks`` (sample indices) imposes the beat positions on every lead; by default each lead
-    finds its own with :func:`detect_r_peaks`.
+    finds its own with :func:`detect_r_peaks`. ``noise_from`` (same shape) sets the noise floor
+    of the edge thresholds, so that a reconstruction is measured with its reference's thresholds.
     """
-    x = _as_leads(signal)
+    prepared = _Prepared.of(signal, fs, noise_from)
+    x, n_leads = prepared.raw, prepared.raw.shape[0]
+    envelopes = None
+    if r_peaks is None and not _too_short(x.shape[-1], fs):
+        envelopes = _qrs_envelope(x, fs)
     out = []
-    for row in x:
-        anchors = detect_r_peaks(row, fs) if r_peaks is None else np.asarray(r_peaks, np.int64)
-        out.append(_delineate_trace(_Trace(row[None], fs), anchors))
+    for k in range(n_leads):
+        if r_peaks is not None:
+            anchors = np.asarray(r_peaks, dtype=np.int64)
+        elif envelopes is None:
+            anchors = np.zeros(0, dtype=np.int64)
+        else:
+            anchors = _beats_from_envelope(x[k : k + 1], envelopes[k : k + 1], fs)
+        out.append(_delineate_trace(prepared.trace(slice(k, k + 1)), anchors))
     return out
 
 
 def delineate_global(
-    signal: np.ndarray, fs: float, r_peaks: np.ndarray | None = None
+    signal: np.ndarray,
+    fs: float,
+    r_peaks: np.ndarray | None = None,
+    noise_from: np.ndarray | None = None,
 ) -> Beats:
     """Delineate all leads of ``signal`` ``[L, T]`` together, as an ECG machine measures global
     intervals: the slope is combined over leads, so an edge is where the first lead starts or the
-    last lead ends; P/T amplitudes are spatial magnitudes (unsigned)."""
-    x = _as_leads(signal)
-    anchors = detect_r_peaks(x, fs) if r_peaks is None else np.asarray(r_peaks, np.int64)
-    return _delineate_trace(_Trace(x, fs), anchors)
+    last lead ends; P/T amplitudes are spatial magnitudes (unsigned). Arguments as in
+    :func:`delineate`."""
+    prepared = _Prepared.of(signal, fs, noise_from)
+    anchors = detect_r_peaks(prepared.raw, fs) if r_peaks is None else np.asarray(r_peaks, np.int64)
+    return _delineate_trace(prepared.trace(slice(None)), anchors)
 
 
 def _delineate_trace(trace: _Trace, anchors: np.ndarray) -> Beats:
     rows: list[dict] = []
     prev_end = float("nan")
+    typical_rr = float(np.median(np.diff(anchors))) if anchors.size > 1 else float("nan")
     for i, anchor in enumerate(anchors):
-        following = float(anchors[i + 1]) if i + 1 < anchors.size else float("nan")
+        following = float(anchors[i + 1]) if i + 1 < anchors.size else anchor + typical_rr
         beat = _delineate_beat(trace, int(anchor), prev_end, following)
         if np.isnan(beat["r_peak"]):
             beat["r_peak"] = float(anchor)
@@ -405,29 +471,39 @@ def match_beats(a: np.ndarray, b: np.ndarray, tolerance: float) -> tuple[np.ndar
     return np.asarray(ia, dtype=np.int64)[keep], np.asarray(ib, dtype=np.int64)[keep]
 
 
-def compare_features(
+def compare_leads(
     truth: np.ndarray, recon: np.ndarray, fs: float, leads: tuple[str, ...] | list[str]
 ) -> FeatureComparison:
-    """Features of each lead of ``truth`` and ``recon`` (``[L, T]`` mV) over matched beats."""
-    truth_beats = delineate(truth, fs)
-    recon_beats = delineate(recon, fs)
-    n = len(leads)
+    """Features of each lead of ``truth`` and ``recon`` (``[L, T]`` mV), lead by lead, over
+    matched beats; the reconstruction is delineated with the truth's noise floor."""
+    return _compare(delineate(truth, fs), delineate(recon, fs, noise_from=truth), fs, leads)
+
+
+def compare_global(truth: np.ndarray, recon: np.ndarray, fs: float) -> FeatureComparison:
+    """Global features (all leads together, :func:`delineate_global`) of two whole records
+    ``[L, T]``, as one row named ``"global"``."""
+    truth_beats = delineate_global(truth, fs)
+    recon_beats = delineate_global(recon, fs, noise_from=truth)
+    return _compare([truth_beats], [recon_beats], fs, ("global",))
+
+
+def _compare(
+    truth_beats: list[Beats], recon_beats: list[Beats], fs: float, names: tuple[str, ...] | list[str]
+) -> FeatureComparison:
+    n = len(names)
     values = {side: {f: np.full(n, np.nan) for f in FEATURES} for side in ("truth", "recon")}
     matched, missed, extra = (np.zeros(n, dtype=np.int64) for _ in range(3))
     for k, (tb, rb) in enumerate(zip(truth_beats, recon_beats, strict=True)):
         it, ir = match_beats(tb.anchors, rb.anchors, BEAT_MATCH_S * fs)
         matched[k], missed[k], extra[k] = it.size, len(tb) - it.size, len(rb) - ir.size
-        truth_values = tb.features(it)
-        recon_values = rb.features(ir)
-        for f in FEATURES:
-            values["truth"][f][k] = truth_values[f]
-            values["recon"][f][k] = recon_values[f]
+        for side, found in (("truth", tb.features(it)), ("recon", rb.features(ir))):
+            for f in FEATURES:
+                values[side][f][k] = found[f]
     return FeatureComparison(
-        leads=tuple(leads),
+        leads=tuple(names),
         truth=values["truth"],
         recon=values["recon"],
         matched=matched,
         missed=missed,
         extra=extra,
-        beats=list(zip(truth_beats, recon_beats, strict=True)),
     )

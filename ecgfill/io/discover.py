@@ -51,8 +51,12 @@ def find_records(inputs: list[str], stdin_lines: list[str] | None = None) -> lis
         elif path.exists() or path.with_suffix(".hea").exists():
             items = [RecordInput(_record_file(path), path.parent)]
         elif _GLOB_CHARS & set(arg):
-            matches = sorted(Path(m) for m in glob.glob(arg, recursive=True))
-            items = [RecordInput(_record_file(m), m.parent) for m in matches if _is_record(m)]
+            items = []
+            for match in sorted(Path(m) for m in glob.glob(arg, recursive=True)):
+                if match.is_dir():
+                    items.extend(RecordInput(p, match) for p in _walk(match))
+                elif _is_record(match):
+                    items.append(RecordInput(_record_file(match), match.parent))
             if not items:
                 problems.append(RecordInput(path, path, "pattern matches no ECG records"))
         else:

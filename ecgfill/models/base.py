@@ -457,12 +457,15 @@ def count_parameters(net: Any) -> int:
     return int(sum(p.numel() for p in net.parameters()))
 
 
-def flops_per_second(net: Any, n_inputs: int, fs: float, window: int) -> float:
+def flops_per_second(net: Any, n_inputs: int, fs: float, window: int,
+                     multiple: int | None = None) -> float:
     """Multiply-add FLOPs (2 per MAC) of one forward pass per second of signal, counted on one
-    window (attention makes this depend on the window length)."""
+    window rounded up to the network's multiple (attention makes this depend on the window)."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
+    step = multiple or int(getattr(net, "multiple", 1))
+    window = -(-window // step) * step
     x = torch.zeros(1, n_inputs, window)
     noise = net.zero_noise(x) if hasattr(net, "zero_noise") else None
     was_training = net.training
@@ -572,11 +575,7 @@ def _resolve(name_or_path: str | Path, backend: str) -> tuple[dict[str, Any] | N
         if not path.is_file():
             raise ModelError(f"{path}: model file not found")
         backend = "onnx" if path.suffix == ".onnx" else "torch"
-        sibling = path.with_suffix(".json")
-        card = read_card(sibling) if sibling.is_file() else None
-        if card is not None and path.name not in card.get("sha256", {}):
-            card = None  # a card for other files (e.g. a training checkpoint's neighbour)
-        return card, path, backend
+        return _sibling_card(path), path, backend
     if path.suffix == ".json":
         if not path.is_file():
             raise ModelError(f"{path}: model card not found")
@@ -592,6 +591,20 @@ def _resolve(name_or_path: str | Path, backend: str) -> tuple[dict[str, Any] | N
     if not weights.is_file():
         raise ModelError(f"{weights}: weight file for model {card['name']} not found")
     return card, weights, backend
+
+
+def _sibling_card(weights: Path) -> dict[str, Any] | None:
+    """The card next to a weight file when it is one and lists that file (a training
+    checkpoint's ``best.json`` side file is not a card)."""
+    sibling = weights.with_suffix(".json")
+    try:
+        head = json.loads(sibling.read_text()) if sibling.is_file() else None
+    except (OSError, ValueError):
+        return None
+    if not isinstance(head, dict) or head.get("format") != CARD_FORMAT:
+        return None
+    card = read_card(sibling)
+    return card if weights.name in (card.get("sha256") or {}) else None
 
 
 def verify_sha256(card: Mapping[str, Any], weights: Path) -> None:

@@ -125,7 +125,7 @@ class ReconstructionNet(nn.Module):
     def loss(
         self, x: torch.Tensor, t: torch.Tensor, mask: torch.Tensor,
         noise: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, dict[str, float]]:
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Training objective: masked MSE on normalised outputs, plus ``physics_weight`` x the
         MSE of the limb leads derived from predicted I/II, plus ``beta`` x KL per output
         sample (VAE). Returns the total and its parts."""
@@ -133,19 +133,19 @@ class ReconstructionNet(nn.Module):
         weight = mask.unsqueeze(1).to(y.dtype)
         denom = weight.sum().clamp_min(1.0)
         mse = (((y - self.normalize_targets(t)) ** 2) * weight).sum() / (denom * y.shape[1])
-        total, parts = mse, {"mse": float(mse.detach())}
+        total, parts = mse, {"mse": mse.detach()}
         physics_weight = float(getattr(self.config, "physics_weight", 0.0))
         if physics_weight > 0 and {"I", "II"} & set(self.output_leads):
             pred = self._derived_limbs(x, y * self.out_std + self.out_mean)
             true = self._derived_limbs(x, t)
             phys = ((((pred - true) / self.limb_std) ** 2) * weight).sum() / (denom * 4)
             total = total + physics_weight * phys
-            parts["physics"] = float(phys.detach())
+            parts["physics"] = phys.detach()
         if kl is not None:
             beta = float(getattr(self.config, "beta", 0.0))
             kl_term = kl.mean() / (y.shape[1] * y.shape[2])
             total = total + beta * kl_term
-            parts["kl"] = float(kl_term.detach())
+            parts["kl"] = kl_term.detach()
         return total, parts
 
     def _derived_limbs(self, x: torch.Tensor, outputs_mv: torch.Tensor) -> torch.Tensor:
@@ -160,6 +160,17 @@ class ReconstructionNet(nn.Module):
         lead_i, lead_ii = lead("I"), lead("II")
         return torch.stack([LIMB_FROM_I_II[n][0] * lead_i + LIMB_FROM_I_II[n][1] * lead_ii
                             for n in DERIVED_LIMB_LEADS], dim=1)
+
+
+class TrainingObjective(nn.Module):
+    """The training loss as a module, so DistributedDataParallel's forward hooks see it."""
+
+    def __init__(self, net: ReconstructionNet) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self.net.loss(x, t, mask)[0]
 
 
 def fit_ridge(

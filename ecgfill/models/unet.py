@@ -122,8 +122,7 @@ def reference_flops_per_second(fs: float, n_inputs: int, n_outputs: int, window:
         def forward(self, x: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
             return self.core(x)[0]
 
-    step = multiple(config)
-    return flops_per_second(_Bare(), n_inputs, fs, -(-window // step) * step)
+    return flops_per_second(_Bare(), n_inputs, fs, window, multiple(config))
 
 
 def reference_parameters(n_inputs: int = 3, n_outputs: int = 5) -> int:

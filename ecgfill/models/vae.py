@@ -21,7 +21,7 @@ from torch import nn
 class VAEConfig:
     """Hyper-parameters of the VAE family."""
 
-    channels: tuple[int, ...] = (32, 64, 96)
+    channels: tuple[int, ...] = (16, 32, 64, 96)
     kernel_size: int = 5
     groups: int = 8
     heads: int = 4

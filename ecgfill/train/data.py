@@ -1,8 +1,10 @@
 """Reading a ``preprocess`` dataset directory and turning it into training batches.
 
 A dataset directory holds ``signals.npy`` (float32 ``[N, 12, T]`` mV, standard lead order, zero
-padded past each record's ``n_valid``), ``manifest.csv`` (one row per record with its split),
-``stats.json`` (per-lead mean and SD of the train split) and ``dataset.json`` (rate, length, ...).
+padded past each record's ``n_valid``), ``manifest.csv`` (one row per input record with its split;
+``index`` gives its row in signals.npy, empty for excluded records; without an ``index`` column
+rows map to signals.npy in order), ``stats.json`` (per-lead mean and SD of the train split) and
+``dataset.json`` (rate, length, filters, ...).
 """
 
 from __future__ import annotations
@@ -97,14 +99,12 @@ def open_dataset(path: Path | str) -> Dataset:
         len(stats.get(k, ())) != len(STANDARD_LEADS) for k in ("mean", "std")
     ):
         raise _fail(path / "stats.json", "needs leads (the 12 standard leads), mean and std")
-    if min(stats["std"]) <= 0:
-        raise _fail(path / "stats.json", "has a lead with SD <= 0")
+    if not all(isinstance(v, int | float) for v in [*stats["mean"], *stats["std"]]) or \
+            min(stats["std"]) <= 0:
+        raise _fail(path / "stats.json", "needs a number for every lead, and every SD > 0")
     if not isinstance(meta.get("fs"), int | float) or meta["fs"] <= 0:
         raise _fail(path / "dataset.json", "needs a positive sampling rate 'fs'")
-    manifest = _read_manifest(path / "manifest.csv")
-    if len(manifest) != signals.shape[0]:
-        raise _fail(path / "manifest.csv", f"has {len(manifest)} rows for {signals.shape[0]} "
-                                           "records in signals.npy")
+    manifest = _manifest_by_row(path / "manifest.csv", signals.shape[0])
     try:
         n_valid = np.array([int(float(r["n_valid"])) for r in manifest], dtype=np.int64)
     except ValueError:
@@ -118,13 +118,25 @@ def open_dataset(path: Path | str) -> Dataset:
                    split=split)
 
 
-def _read_manifest(path: Path) -> list[dict[str, str]]:
-    with open(path, newline="") as fh:
+def _manifest_by_row(path: Path, n_records: int) -> list[dict[str, str]]:
+    """The manifest rows of the records in signals.npy, in signals.npy order."""
+    with open(path, newline="", encoding="utf-8") as fh:
         reader = csv.DictReader(fh)
         missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
         if missing:
             raise _fail(path, f"lacks columns {', '.join(missing)}")
-        return list(reader)
+        rows = list(reader)
+    if "index" in (reader.fieldnames or []):
+        try:
+            indexed = {int(r["index"]): r for r in rows if r["index"].strip()}
+        except ValueError:
+            raise _fail(path, "index must be whole numbers") from None
+        if sorted(indexed) != list(range(len(indexed))):
+            raise _fail(path, "index is not 0..N-1 without gaps")
+        rows = [indexed[i] for i in range(len(indexed))]
+    if len(rows) != n_records:
+        raise _fail(path, f"describes {len(rows)} rows of signals.npy, which has {n_records}")
+    return rows
 
 
 @dataclass(frozen=True)
@@ -198,3 +210,43 @@ def full_batches(
             records = np.pad(records, ((0, 0), (0, 0), (0, length - records.shape[-1])))
         mask = np.arange(length)[None, :] < n_valid[:, None]
         yield records[:, spec.input_index], records[:, spec.output_index], mask
+
+
+def write_synthetic_dataset(
+    path: Path | str, n_records: int, seconds: float, fs: float, seed: int = 0,
+    splits: tuple[float, float] = (0.7, 0.15),
+) -> Path:
+    """A dataset directory in ``preprocess`` layout from :func:`ecgfill.synth.synthesize_batch`
+    (train/val/test fractions ``splits[0]``, ``splits[1]``, rest), for demos and tests. Every
+    fifth record is shortened to three quarters of its length to exercise ``n_valid``."""
+    from ecgfill import __version__
+    from ecgfill.synth import synthesize_batch
+
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    signals = synthesize_batch(n_records, seconds, fs, seed)
+    length = signals.shape[-1]
+    n_valid = np.full(n_records, length)
+    n_valid[::5] = length * 3 // 4
+    for i in range(0, n_records, 5):
+        signals[i, :, n_valid[i]:] = 0.0
+    n_train, n_val = int(n_records * splits[0]), int(n_records * splits[1])
+    split = ["train"] * n_train + ["val"] * n_val + ["test"] * (n_records - n_train - n_val)
+    np.save(path / "signals.npy", signals)
+    with open(path / "manifest.csv", "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow([*REQUIRED_COLUMNS, "fs_original", "flags", "index"])
+        for i in range(n_records):
+            writer.writerow([f"synth{i:05d}", "synth", f"p{i}", split[i], n_valid[i], fs, "", i])
+    train = signals[:n_train]
+    valid = np.arange(length)[None, :] < n_valid[:n_train, None]
+    values = train.transpose(1, 0, 2)[:, valid]  # [12, valid samples]
+    stats = {"leads": list(STANDARD_LEADS), "mean": values.mean(axis=1).tolist(),
+             "std": values.std(axis=1).tolist(), "split": "train"}
+    (path / "stats.json").write_text(json.dumps(stats) + "\n")
+    meta = {"ecgfill_version": __version__, "command": "write_synthetic_dataset", "fs": fs,
+            "seconds": seconds, "samples": length, "filters": {"highpass": None},
+            "counts": {"records": n_records, "train": n_train, "val": n_val,
+                       "test": n_records - n_train - n_val}}
+    (path / "dataset.json").write_text(json.dumps(meta) + "\n")
+    return path

@@ -1,0 +1,758 @@
+"""The training loop behind ``ecgfill train`` and the export of a run to shipped-model files.
+
+Linear models are fitted in closed form (ridge). U-Net and VAE models start from the ridge
+solution in their linear path and train with AdamW and a one-cycle schedule whose progress is the
+larger of the step and the time fraction, so ``max_minutes`` ends the cycle cleanly. Validation
+after every epoch gives the per-record Pearson r on the predicted leads (early stopping, best
+checkpoint). Under ``torchrun`` the loop runs data-parallel (DDP), with rank-0 logs/checkpoints.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import math
+import os
+import shlex
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ecgfill import __version__
+from ecgfill.console import info, progress_enabled, stderr
+from ecgfill.errors import EcgfillError, UsageError
+from ecgfill.leads import CHEST_LEADS
+from ecgfill.models.base import (
+    ARCHES,
+    CARD_FORMAT,
+    CARD_FORMAT_VERSION,
+    CHECKPOINT_FORMAT,
+    PTBXL_ATTRIBUTION,
+    build_network,
+    check_card_matches,
+    check_input_leads,
+    config_to_dict,
+    count_parameters,
+    embedded_card,
+    family,
+    flops_per_second,
+    load_checkpoint,
+    make_config,
+    network_input_leads,
+    output_leads_for,
+    save_checkpoint,
+    sha256_file,
+)
+from ecgfill.train.augment import DEFAULT_AUGMENT, parse_augment
+from ecgfill.train.data import BatchSpec, Dataset, default_window, full_batches, open_dataset
+from ecgfill.train.data import train_batch as make_train_batch
+
+PCT_START = 0.3  # one-cycle: fraction of the run spent warming up
+DIV_START, DIV_FINAL = 25.0, 1e4
+MIN_DELTA = 1e-4  # smallest validation-r gain that counts as an improvement
+ONNX_TOLERANCE_MV = 1e-3  # export refuses a graph further than this from PyTorch
+
+
+@dataclass
+class TrainOptions:
+    """Everything ``ecgfill train`` accepts; also the record of how a run was made."""
+
+    dataset_dir: Path
+    run_dir: Path
+    arch: str
+    input_leads: tuple[str, ...]
+    epochs: int = 30
+    batch_size: int = 32
+    lr: float = 3e-3
+    weight_decay: float = 1e-2
+    max_minutes: float | None = None
+    resume: bool = False
+    seed: int = 0
+    device: str = "cpu"
+    export_onnx: bool = False
+    name: str | None = None
+    window_seconds: float | None = None
+    augment: str = DEFAULT_AUGMENT
+    train_limit: int | None = None
+    val_limit: int | None = None
+    patience: int = 8
+    grad_clip: float = 1.0
+    threads: int | None = None
+    model_options: dict[str, str] = field(default_factory=dict)
+
+    def model_name(self) -> str:
+        return self.name or f"{self.arch}-{'-'.join(self.input_leads)}".lower()
+
+    def command_line(self) -> str:
+        """The ``ecgfill train`` invocation that reproduces this run."""
+        defaults = TrainOptions(self.dataset_dir, self.run_dir, self.arch, self.input_leads)
+        parts = ["ecgfill", "train", str(self.dataset_dir), str(self.run_dir),
+                 "--arch", self.arch, "--input-leads", ",".join(self.input_leads)]
+        flags = ("epochs", "batch_size", "lr", "weight_decay", "max_minutes", "seed", "device",
+                 "name", "window_seconds", "augment", "train_limit", "val_limit", "patience",
+                 "threads")
+        for key in flags:
+            value = getattr(self, key)
+            if value != getattr(defaults, key):
+                parts += [f"--{key.replace('_', '-')}", str(value)]
+        for key, value in sorted(self.model_options.items()):
+            parts += ["--set", f"{key}={value}"]
+        if self.export_onnx:
+            parts.append("--export-onnx")
+        return shlex.join(parts)
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out.update(dataset_dir=str(self.dataset_dir), run_dir=str(self.run_dir),
+                   input_leads=list(self.input_leads))
+        return out
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    best: dict[str, Any]
+    epochs: int
+    stop_reason: str
+    exported: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"run_dir": str(self.run_dir), "best": self.best, "epochs": self.epochs,
+                "stop_reason": self.stop_reason, "exported": self.exported}
+
+
+# --------------------------------------------------------------------------------------------
+# Distributed context
+
+
+@dataclass
+class Dist:
+    rank: int = 0
+    world: int = 1
+    device: Any = None
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def active(self) -> bool:
+        return self.world > 1
+
+    def all_sum(self, values: np.ndarray) -> np.ndarray:
+        """Element-wise sum over processes (identity when single-process)."""
+        if not self.active:
+            return values
+        import torch
+        import torch.distributed as dist
+
+        tensor = torch.tensor(values, dtype=torch.float64, device=self.device)
+        dist.all_reduce(tensor)
+        return tensor.cpu().numpy()
+
+    def any(self, flag: bool) -> bool:
+        return bool(self.all_sum(np.array([float(flag)]))[0] > 0)
+
+
+def setup_distributed(device: str) -> Dist:
+    """Join the process group when launched by ``torchrun`` (WORLD_SIZE > 1)."""
+    import torch
+
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise UsageError("--device cuda: PyTorch sees no CUDA device")
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Dist(device=torch.device(device))
+    import torch.distributed as dist
+
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if device.startswith("cuda"):
+        torch.cuda.set_device(local_rank)
+        target = torch.device("cuda", local_rank)
+    else:
+        target = torch.device("cpu")
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if target.type == "cuda" else "gloo")
+    return Dist(rank=dist.get_rank(), world=dist.get_world_size(), device=target)
+
+
+# --------------------------------------------------------------------------------------------
+# Schedules, metrics
+
+
+def one_cycle_lr(progress: float, max_lr: float) -> float:
+    """Cosine one-cycle learning rate at ``progress`` in [0, 1] (as torch's OneCycleLR)."""
+    progress = min(max(progress, 0.0), 1.0)
+    start, final = max_lr / DIV_START, max_lr / DIV_START / DIV_FINAL
+    if progress < PCT_START:
+        frac = progress / PCT_START
+        return start + (max_lr - start) * (1 - math.cos(math.pi * frac)) / 2
+    frac = (progress - PCT_START) / (1 - PCT_START)
+    return final + (max_lr - final) * (1 + math.cos(math.pi * frac)) / 2
+
+
+def pearson_per_record(y: Any, t: Any, mask: Any) -> Any:
+    """Pearson r ``[b, leads]`` over the valid samples; NaN where a signal is flat."""
+    import torch
+
+    m = mask.unsqueeze(1).to(y.dtype)
+    n = m.sum(-1, keepdim=True).clamp_min(1.0)
+    yc = (y - (y * m).sum(-1, keepdim=True) / n) * m
+    tc = (t - (t * m).sum(-1, keepdim=True) / n) * m
+    denom = torch.sqrt((yc ** 2).sum(-1) * (tc ** 2).sum(-1))
+    r = (yc * tc).sum(-1) / denom
+    return torch.where(denom > 1e-12, r, torch.full_like(r, float("nan")))
+
+
+def evaluate(net: Any, ds: Dataset, indices: np.ndarray, spec: BatchSpec, dist: Dist,
+             batch_size: int, split: str = "val") -> dict[str, Any]:
+    """Loss, mean per-record Pearson r and RMSE (mV) per predicted lead on whole records."""
+    import torch
+
+    n_out = len(spec.output_leads)
+    # per lead: sum r, count r, sum squared error, count samples; then loss sum, records
+    sums = np.zeros(4 * n_out + 2)
+    net.eval()
+    with torch.inference_mode():
+        for x, t, mask in full_batches(ds, indices[dist.rank::dist.world], spec, batch_size):
+            xt, tt = (torch.from_numpy(a).to(dist.device) for a in (x, t))
+            mt = torch.from_numpy(mask).to(dist.device)
+            y_norm, _ = net.forward_normalized(xt, net.zero_noise(xt))
+            y = (y_norm * net.out_std + net.out_mean).float()
+            r = pearson_per_record(y, tt, mt).cpu().numpy()
+            m = mt.unsqueeze(1)
+            err = (((y - tt) ** 2) * m).sum(-1).cpu().numpy()
+            err_norm = (((y_norm.float() - net.normalize_targets(tt)) ** 2) * m).sum()
+            ok = np.isfinite(r)
+            sums[:n_out] += np.where(ok, r, 0).sum(0)
+            sums[n_out:2 * n_out] += ok.sum(0)
+            sums[2 * n_out:3 * n_out] += err.sum(0)
+            sums[3 * n_out:4 * n_out] += mask.sum()
+            sums[-2] += float(err_norm) / n_out
+            sums[-1] += len(x)
+    net.train()
+    sums = dist.all_sum(sums)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r_lead = sums[:n_out] / sums[n_out:2 * n_out]
+        rmse = np.sqrt(sums[2 * n_out:3 * n_out] / sums[3 * n_out:4 * n_out])
+    chest = [i for i, n in enumerate(spec.output_leads) if n in CHEST_LEADS]
+    return {
+        "split": split,
+        "records": int(sums[-1]),
+        "loss": _finite(sums[-2] / max(sums[3 * n_out], 1)),
+        "r": _finite(np.nanmean(r_lead) if np.isfinite(r_lead).any() else np.nan),
+        "r_chest": _finite(np.nanmean(r_lead[chest])) if chest else None,
+        "r_per_lead": {n: _finite(v) for n, v in zip(spec.output_leads, r_lead, strict=True)},
+        "rmse_mv_per_lead": {n: _finite(v) for n, v in zip(spec.output_leads, rmse,
+                                                           strict=True)},
+    }
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
+
+
+def _finite(value: float) -> float | None:
+    """A JSON-safe metric: rounded, None for NaN."""
+    return round(float(value), 6) if np.isfinite(value) else None
+
+
+# --------------------------------------------------------------------------------------------
+# Cards
+
+
+# (substring of a manifest source, database, attribution), first match wins.
+KNOWN_DATABASES: tuple[tuple[str, str, str], ...] = (
+    ("ptb-xl", "PTB-XL", PTBXL_ATTRIBUTION),
+    ("ptbxl", "PTB-XL", PTBXL_ATTRIBUTION),
+    ("cpsc2018", "CPSC 2018", "CPSC 2018, CC-BY-4.0, Liu et al. 2018"),
+    ("georgia", "Georgia 12-lead", "Georgia 12-lead ECG Challenge database, CC-BY-4.0, "
+                                   "Perez Alday et al. 2020"),
+    ("chapman", "Chapman-Shaoxing", "Chapman-Shaoxing, CC-BY-4.0, Zheng et al. 2020"),
+    ("ningbo", "Ningbo", "Ningbo, CC-BY-4.0, Zheng et al. 2020"),
+    ("ptbdb", "PTB Diagnostic", "PTB Diagnostic ECG Database, ODC-By 1.0, Bousseljot et al. "
+                                "1995"),
+    ("synth", "synthetic", "synthetic records from ecgfill.synth"),
+)
+
+
+def summarise_sources(sources: dict[str, int]) -> tuple[dict[str, int], list[str]]:
+    """Records per known database (others as "other") and the matching attribution lines."""
+    counts: dict[str, int] = {}
+    attribution: list[str] = []
+    for source, n in sources.items():
+        key = source.lower().replace("_", "-")
+        match = next((m for m in KNOWN_DATABASES if m[0] in key), None)
+        label = match[1] if match else "other"
+        counts[label] = counts.get(label, 0) + n
+        line = match[2] if match else "other sources (see their licences)"
+        if line not in attribution:
+            attribution.append(line)
+    return dict(sorted(counts.items())), attribution
+
+
+def make_card(options: TrainOptions, ds: Dataset, net: Any, config: Any, window: int,
+              augment: str) -> dict[str, Any]:
+    """The model card of a run (validation and training summary are filled in later)."""
+    from ecgfill.models.unet import reference_flops_per_second, reference_parameters
+
+    inputs, outputs = options.input_leads, output_leads_for(options.input_leads)
+    flops = flops_per_second(net, len(inputs), ds.fs, window)
+    reference = reference_flops_per_second(ds.fs, len(inputs), len(outputs), window)
+    sources, attribution = summarise_sources(ds.sources("train"))
+    limitations = [
+        f"Inputs must be {', '.join(inputs)} in mV at {ds.fs:g} Hz (resample other rates first);"
+        f" predicts {', '.join(outputs)}; the other limb leads follow by lead algebra.",
+        f"Trained on {sum(sources.values())} records from {', '.join(sorted(sources))}; "
+        "accuracy on other populations, devices, pacing or heavy noise is not validated.",
+        "Not a medical device: reconstructed leads are estimates and do not replace a "
+        "recorded 12-lead ECG for diagnosis.",
+    ]
+    if net.latent_channels:
+        limitations.append("The spread over latent samples shows the model's variability; it "
+                           "is not a calibrated confidence interval.")
+    return {
+        "format": CARD_FORMAT,
+        "format_version": CARD_FORMAT_VERSION,
+        "name": options.model_name(),
+        "version": datetime.date.today().strftime("%Y.%m.%d"),
+        "ecgfill_version": __version__,
+        "arch": options.arch,
+        "input_leads": list(inputs),
+        "network_input_leads": list(network_input_leads(inputs)),
+        "output_leads": list(outputs),
+        "fs": ds.fs,
+        "window": window,
+        "window_seconds": window / ds.fs,
+        "multiple": net.multiple,
+        "latent_channels": net.latent_channels,
+        "input_filters": ds.meta.get("filters"),
+        "config": config_to_dict(config),
+        "normalization": {"split": "train", "leads": list(ds.stats["leads"]),
+                          "mean": list(ds.stats["mean"]), "std": list(ds.stats["std"])},
+        "parameters": count_parameters(net),
+        "flops_per_second": round(flops),
+        "reference_unet": {"parameters": reference_parameters(len(inputs), len(outputs)),
+                           "flops_per_second": round(reference),
+                           "flops_ratio": round(flops / reference, 5)},
+        "validation": None,
+        "training": {
+            "command": options.command_line(),
+            "dataset": {"path": str(ds.path), "fingerprint": ds.fingerprint(),
+                        "sources": sources, "counts": ds.meta.get("counts")},
+            "augment": augment,
+            "seed": options.seed,
+        },
+        "data_attribution": attribution,
+        "limitations": limitations,
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# The loop
+
+
+class _Bar:
+    """A rich progress bar with the running loss, on a terminal only."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled and progress_enabled()
+
+    @contextmanager
+    def epoch(self, label: str, total: int) -> Iterator[Callable[[float], None]]:
+        if not self.enabled:
+            yield lambda loss: None
+            return
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+        from rich.progress import TimeElapsedColumn, TimeRemainingColumn
+
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                      TextColumn("loss {task.fields[loss]}"), TimeElapsedColumn(),
+                      TimeRemainingColumn(), console=stderr, transient=True) as bar:
+            task = bar.add_task(label, total=total, loss="-")
+            yield lambda loss: bar.update(task, advance=1, loss=f"{loss:.4f}")
+
+
+class Trainer:
+    """One training run; see :func:`train`."""
+
+    def __init__(self, options: TrainOptions) -> None:
+        import torch
+
+        if options.arch not in ARCHES:
+            raise UsageError(f"--arch must be one of {', '.join(ARCHES)}")
+        for key in ("epochs", "batch_size", "patience"):
+            if getattr(options, key) < 1:
+                raise UsageError(f"--{key.replace('_', '-')} must be >= 1")
+        if options.max_minutes is not None and options.max_minutes <= 0:
+            raise UsageError("--max-minutes must be > 0")
+        self.options = options
+        self.start = time.monotonic()
+        self.dist = setup_distributed(options.device)
+        if options.threads:
+            torch.set_num_threads(options.threads)
+        torch.manual_seed(options.seed)
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
+        self.augment = parse_augment(options.augment)
+        self.ds = open_dataset(options.dataset_dir)
+        self.input_leads = check_input_leads(options.input_leads)
+        self.config = make_config(options.arch, options.model_options)
+        multiple = family(options.arch).multiple(self.config)
+        window = default_window(self.ds.n_samples, multiple, self.ds.fs, options.window_seconds)
+        self.spec = BatchSpec(self.input_leads, output_leads_for(self.input_leads), window,
+                              multiple)
+        self.train_idx = self._split("train", options.train_limit)
+        self.val_idx = self._split("val", options.val_limit)
+        stats = self.ds.lead_stats()
+        self.card = {"arch": options.arch, "input_leads": list(self.input_leads),
+                     "output_leads": list(self.spec.output_leads), "fs": self.ds.fs,
+                     "config": config_to_dict(self.config),
+                     "normalization": {"leads": list(stats), "mean": [m for m, _ in
+                                       stats.values()], "std": [s for _, s in stats.values()]}}
+        self.net = build_network(self.card)
+        self.card = make_card(options, self.ds, self.net, self.config, window,
+                              self.augment.describe())
+        self.net.to(self.dist.device)
+        self.run_dir = Path(options.run_dir)
+        self.prior_elapsed = 0.0
+
+    def _split(self, split: str, limit: int | None) -> np.ndarray:
+        idx = self.ds.indices(split)
+        if len(idx) == 0:
+            raise EcgfillError(f"{self.ds.path / 'manifest.csv'}: no records in the {split} split")
+        if limit is not None and limit < len(idx):
+            rng = np.random.default_rng(self.options.seed)
+            idx = np.sort(rng.choice(idx, size=limit, replace=False))
+        return idx
+
+    # -- bookkeeping -----------------------------------------------------------------------
+
+    def elapsed(self) -> float:
+        return self.prior_elapsed + time.monotonic() - self.start
+
+    def _log(self, text: str) -> None:
+        if self.dist.main:
+            info(text)
+
+    def _write_json(self, name: str, obj: dict[str, Any]) -> None:
+        tmp = self.run_dir / (name + ".tmp")
+        tmp.write_text(json.dumps(obj, indent=2, allow_nan=False, default=str) + "\n")
+        os.replace(tmp, self.run_dir / name)
+
+    def _save(self, name: str, optimizer: Any, state: dict[str, Any],
+              metrics: dict[str, Any]) -> None:
+        """Checkpoint ``name``.pt plus its JSON side file (rank 0 only)."""
+        if not self.dist.main:
+            return
+        card = {**self.card, "validation": {**metrics, "epoch": state["epoch"]}}
+        card["training"] = {**card["training"], "epochs": state["epoch"],
+                            "steps": state["step"], "seconds": round(self.elapsed(), 1),
+                            "device": str(self.dist.device), "processes": self.dist.world}
+        payload = {"format": CHECKPOINT_FORMAT, "card": card,
+                   "state_dict": self.net.state_dict(), "train_state": state}
+        if optimizer is not None:
+            payload["optimizer"] = optimizer.state_dict()
+        save_checkpoint(self.run_dir / f"{name}.pt", payload)
+        self._write_json(f"{name}.json", {"card": card, "train_state": state})
+
+    def _append_metrics(self, row: dict[str, Any]) -> None:
+        if self.dist.main:
+            with open(self.run_dir / "metrics.jsonl", "a") as fh:
+                fh.write(json.dumps(row, allow_nan=False, default=str) + "\n")
+
+    def _prepare_run_dir(self) -> dict[str, Any] | None:
+        """Create the run directory; the last checkpoint's payload when resuming."""
+        last = self.run_dir / "last.pt"
+        if self.options.resume:
+            if not last.is_file():
+                raise UsageError(f"{last}: nothing to resume")
+            payload = load_checkpoint(last)
+            try:
+                check_card_matches({**self.card, "name": payload["card"]["name"]},
+                                   payload["card"], last)
+            except EcgfillError as exc:
+                raise UsageError(f"cannot resume with different settings: {exc}") from None
+            if payload["card"]["training"]["dataset"]["fingerprint"] != \
+                    self.card["training"]["dataset"]["fingerprint"]:
+                raise UsageError(f"{last}: was trained on a different dataset")
+            return payload
+        if last.exists():
+            raise UsageError(f"{self.run_dir}: already holds a run (use --resume or a new "
+                             "directory)")
+        if self.dist.main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            self._write_json("options.json", self.options.to_json())
+        return None
+
+    # -- fitting ---------------------------------------------------------------------------
+
+    def _ridge_batches(self, lag: int) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        import torch
+
+        for x, t, mask in full_batches(self.ds, self.train_idx, self.spec, 256):
+            with torch.no_grad():
+                z = self.net.normalize_inputs(torch.from_numpy(x)).numpy()
+                y = self.net.normalize_targets(torch.from_numpy(t)).numpy()
+            yield z, y, mask
+
+    def fit_linear_path(self) -> None:
+        """Set the linear path to the ridge solution on the training records."""
+        import torch
+
+        from ecgfill.models.linear import fit_ridge, set_linear_path
+
+        began = time.monotonic()
+        cpu_net = self.net.to("cpu")
+        with torch.no_grad():
+            weight, bias = fit_ridge(self._ridge_batches(cpu_net.lag), cpu_net.lag,
+                                     self.config.ridge)
+        set_linear_path(cpu_net, weight, bias)
+        self.net.to(self.dist.device)
+        self._log(f"ridge fit of the linear path on {len(self.train_idx)} records: "
+                  f"{time.monotonic() - began:.1f} s")
+
+    # -- main ------------------------------------------------------------------------------
+
+    def run(self) -> TrainResult:
+        payload = self._prepare_run_dir()
+        state = payload["train_state"] if payload else {}
+        self.prior_elapsed = float(state.get("elapsed", 0.0))
+        if payload:
+            self.net.load_state_dict(payload["state_dict"])
+            self.card["version"] = payload["card"]["version"]
+            self._log(f"resuming {self.run_dir} after epoch {state['epoch']}")
+        self._log(f"{self.options.arch} {','.join(self.input_leads)} -> "
+                  f"{','.join(self.spec.output_leads)}: {self.card['parameters']:,} parameters, "
+                  f"{self.card['flops_per_second'] / 1e6:.1f} MFLOP per second of signal; "
+                  f"{len(self.train_idx)} train / {len(self.val_idx)} val records at "
+                  f"{self.ds.fs:g} Hz, window {self.spec.window}")
+        if self.options.arch == "linear":
+            result = self._run_linear()
+        else:
+            result = self._run_network(payload)
+        if self.options.export_onnx and self.dist.main:
+            card = export_model(self.run_dir, self.run_dir, self.options.model_name())
+            result.exported = sorted(card["sha256"])
+            self._log(f"exported {', '.join(result.exported)} to {self.run_dir}")
+        if self.dist.active:
+            import torch.distributed as dist
+
+            dist.barrier()
+        return result
+
+    def _run_linear(self) -> TrainResult:
+        batch = self.options.batch_size
+        self.fit_linear_path()
+        train_metrics = evaluate(self.net, self.ds, self.train_idx, self.spec, Dist(
+            device=self.dist.device), batch, "train")
+        metrics = evaluate(self.net, self.ds, self.val_idx, self.spec, self.dist, batch)
+        state = {"epoch": 1, "step": 0, "elapsed": self.elapsed(), "best_r": metrics["r"],
+                 "best_epoch": 1, "bad_epochs": 0, "stop_reason": "closed-form fit"}
+        self._append_metrics({"epoch": 1, "train_loss": train_metrics["loss"],
+                              "val_loss": metrics["loss"], "val_r": metrics["r"],
+                              "val_r_chest": metrics["r_chest"],
+                              "val_r_per_lead": metrics["r_per_lead"],
+                              "seconds": round(self.elapsed(), 2)})
+        self._save("last", None, state, metrics)
+        self._save("best", None, state, metrics)
+        self._log(f"linear fit: train loss {_fmt(train_metrics['loss'])}, val loss "
+                  f"{_fmt(metrics['loss'])}, val r {_fmt(metrics['r'])}")
+        return TrainResult(self.run_dir, {**metrics, "epoch": 1}, 1, state["stop_reason"])
+
+    def _run_network(self, payload: dict[str, Any] | None) -> TrainResult:
+        import torch
+
+        opts, dist = self.options, self.dist
+        if payload is None and getattr(self.config, "ridge_init", False):
+            self.fit_linear_path()
+        from ecgfill.models.linear import TrainingObjective
+
+        model: Any = TrainingObjective(self.net)
+        if dist.active:
+            from torch.nn.parallel import DistributedDataParallel
+
+            model = DistributedDataParallel(model, device_ids=[dist.device.index]
+                                            if dist.device.type == "cuda" else None)
+        optimizer = torch.optim.AdamW(self.net.parameters(), lr=opts.lr,
+                                      weight_decay=opts.weight_decay)
+        state: dict[str, Any] = {"epoch": 0, "step": 0, "best_r": None, "best_epoch": 0,
+                                 "bad_epochs": 0, "stop_reason": ""}
+        if payload is not None:
+            optimizer.load_state_dict(payload["optimizer"])
+            state.update(payload["train_state"])
+        steps_per_epoch = max(1, len(self.train_idx) // (opts.batch_size * dist.world))
+        total_steps = opts.epochs * steps_per_epoch
+        amp_dtype = None
+        if dist.device.type == "cuda":
+            amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
+        from torch.utils.data import DistributedSampler
+
+        sampler = DistributedSampler(range(len(self.train_idx)), num_replicas=dist.world,
+                                     rank=dist.rank, shuffle=True, seed=opts.seed,
+                                     drop_last=True)
+        budget = opts.max_minutes * 60 if opts.max_minutes else None
+
+        val_began = time.monotonic()
+        if payload is None:
+            initial = evaluate(self.net, self.ds, self.val_idx, self.spec, dist, opts.batch_size)
+            self._append_metrics({"epoch": 0, "val_loss": initial["loss"], "val_r": initial["r"],
+                                  "val_r_chest": initial["r_chest"],
+                                  "seconds": round(self.elapsed(), 2)})
+            self._log(f"epoch 0 (linear path only): val loss {_fmt(initial['loss'])}, "
+                      f"val r {_fmt(initial['r'])}")
+        reserve = 1.5 * (time.monotonic() - val_began) + 2.0
+
+        bar = _Bar(dist.main)
+        stop_reason = ""
+        first_step = state["step"]  # at least one step per invocation: a usable checkpoint
+        while state["epoch"] < opts.epochs and not stop_reason:
+            epoch = state["epoch"] + 1
+            sampler.set_epoch(epoch)
+            torch.manual_seed(opts.seed * 100_003 + epoch * 101 + dist.rank)
+            rng = np.random.default_rng([opts.seed, epoch, dist.rank])
+            order = np.fromiter(sampler, dtype=np.int64)
+            epoch_began, seen, loss_sum = time.monotonic(), 0, 0.0
+            with bar.epoch(f"epoch {epoch}/{opts.epochs}", steps_per_epoch) as advance:
+                for lo in range(0, steps_per_epoch * opts.batch_size, opts.batch_size):
+                    if (budget is not None and state["step"] > first_step
+                            and dist.any(self.elapsed() + reserve >= budget)):
+                        stop_reason = f"time limit of {opts.max_minutes:g} min"
+                        break
+                    idx = self.train_idx[order[lo:lo + opts.batch_size]]
+                    x, t, mask = make_train_batch(self.ds, idx, self.spec, self.augment, rng)
+                    progress = state["step"] / total_steps
+                    if budget is not None:
+                        progress = max(progress, self.elapsed() / max(budget - reserve, 1.0))
+                    for group in optimizer.param_groups:
+                        group["lr"] = one_cycle_lr(progress, opts.lr)
+                    loss = self._step(model, optimizer, scaler, amp_dtype, x, t, mask)
+                    state["step"] += 1
+                    seen += len(idx)
+                    loss_sum += loss * len(idx)
+                    advance(loss)
+            train_seconds = time.monotonic() - epoch_began
+            if seen == 0 and stop_reason:
+                break
+            val_began = time.monotonic()
+            metrics = evaluate(self.net, self.ds, self.val_idx, self.spec, dist, opts.batch_size)
+            reserve = 1.5 * (time.monotonic() - val_began) + 2.0
+            state["epoch"] = epoch
+            improved = metrics["r"] is not None and (
+                state["best_r"] is None or metrics["r"] > state["best_r"] + MIN_DELTA)
+            if improved:
+                state.update(best_r=metrics["r"], best_epoch=epoch, bad_epochs=0)
+            else:
+                state["bad_epochs"] += 1
+                if state["bad_epochs"] >= opts.patience:
+                    stop_reason = f"no val r gain for {opts.patience} epochs"
+            if not stop_reason and epoch >= opts.epochs:
+                stop_reason = f"{opts.epochs} epochs done"
+            state["elapsed"] = self.elapsed()
+            state["stop_reason"] = stop_reason
+            train_loss = loss_sum / max(seen, 1)
+            self._append_metrics({
+                "epoch": epoch, "step": state["step"], "train_loss": train_loss,
+                "val_loss": metrics["loss"], "val_r": metrics["r"],
+                "val_r_chest": metrics["r_chest"], "val_r_per_lead": metrics["r_per_lead"],
+                "lr": optimizer.param_groups[0]["lr"], "epoch_seconds": round(train_seconds, 2),
+                "train_records_per_second": round(seen * dist.world / max(train_seconds, 1e-9), 1),
+                "seconds": round(state["elapsed"], 2),
+            })
+            self._save("last", optimizer, state, metrics)
+            if improved:
+                self._save("best", optimizer, state, metrics)
+            self._log(f"epoch {epoch}/{opts.epochs}: loss {train_loss:.4f}, val loss "
+                      f"{_fmt(metrics['loss'])}, val r {_fmt(metrics['r'])} (best "
+                      f"{_fmt(state['best_r'])} @ {state['best_epoch']}), {train_seconds:.0f} s")
+        if not (self.run_dir / "best.pt").exists():
+            raise EcgfillError(f"{self.run_dir}: stopped before the first validation; "
+                               "no checkpoint written (raise --max-minutes)")
+        best = load_checkpoint(self.run_dir / "best.pt")["card"]["validation"]
+        if stop_reason:
+            self._log(f"stopped: {stop_reason}; best val r {_fmt(best['r'])} at epoch "
+                      f"{best['epoch']}")
+        return TrainResult(self.run_dir, best, state["epoch"], stop_reason)
+
+    def _step(self, model: Any, optimizer: Any, scaler: Any, amp_dtype: Any,
+              x: np.ndarray, t: np.ndarray, mask: np.ndarray) -> float:
+        import torch
+
+        device = self.dist.device
+        xt, tt, mt = (torch.from_numpy(a).to(device, non_blocking=True) for a in (x, t, mask))
+        with torch.autocast(device.type, dtype=amp_dtype or torch.bfloat16,
+                            enabled=amp_dtype is not None):
+            loss = model(xt, tt, mt)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.unscale_(optimizer)
+        torch.nn.utils.clip_grad_norm_(self.net.parameters(), self.options.grad_clip)
+        scaler.step(optimizer)
+        scaler.update()
+        return float(loss.detach())
+
+
+def train(options: TrainOptions) -> TrainResult:
+    """Train (or resume) a run; writes checkpoints, ``metrics.jsonl`` and optionally ONNX."""
+    return Trainer(options).run()
+
+
+# --------------------------------------------------------------------------------------------
+# Export
+
+
+def export_model(run_dir: Path | str, out_dir: Path | str | None = None,
+                 name: str | None = None, checkpoint: str = "best.pt") -> dict[str, Any]:
+    """Write ``<name>.pt``, ``<name>.onnx`` and the card ``<name>.json`` (with their SHA-256)
+    from a run's checkpoint into ``out_dir``; returns the card. The ONNX graph is checked
+    against PyTorch on a random input."""
+    from ecgfill.models.onnx_backend import export_onnx
+
+    run_dir = Path(run_dir)
+    out_dir = Path(out_dir) if out_dir is not None else run_dir
+    payload = load_checkpoint(run_dir / checkpoint)
+    card = dict(payload["card"])
+    if name:
+        card["name"] = name
+    net = build_network(card)
+    net.load_state_dict(payload["state_dict"])
+    net.eval()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    pt_path = out_dir / f"{card['name']}.pt"
+    onnx_path = out_dir / f"{card['name']}.onnx"
+    save_checkpoint(pt_path, {"format": CARD_FORMAT, "card": embedded_card(card),
+                              "state_dict": net.state_dict()})
+    export_onnx(net, onnx_path, card)
+    card["onnx_max_abs_diff_mv"] = _onnx_parity(net, onnx_path)
+    if card["onnx_max_abs_diff_mv"] > ONNX_TOLERANCE_MV:
+        raise EcgfillError(f"{onnx_path}: ONNX output differs from PyTorch by "
+                           f"{card['onnx_max_abs_diff_mv']:.2e} mV")
+    card["sha256"] = {p.name: sha256_file(p) for p in (onnx_path, pt_path)}
+    tmp = out_dir / f"{card['name']}.json.tmp"
+    tmp.write_text(json.dumps(card, indent=2, allow_nan=False) + "\n")
+    os.replace(tmp, out_dir / f"{card['name']}.json")
+    return card
+
+
+def _onnx_parity(net: Any, onnx_path: Path) -> float:
+    """Largest |ONNX - PyTorch| in mV on a random 2-record input of an odd multiple length."""
+    import onnxruntime as ort
+    import torch
+
+    length = net.multiple * 37
+    x = torch.from_numpy(np.random.default_rng(0).standard_normal(
+        (2, net.in_matrix.shape[1], length)).astype(np.float32) * 0.5)
+    noise = net.zero_noise(x)
+    with torch.no_grad():
+        expected = net(x, noise).numpy()
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    feed = {"x": x.numpy()}
+    if noise is not None:
+        feed["noise"] = noise.numpy()
+    return float(np.abs(session.run(["y"], feed)[0] - expected).max())
