@@ -17,7 +17,9 @@ if TYPE_CHECKING:
 
 
 def require_usable(record: ECGRecord) -> None:
-    """Refuse records with a lead that holds no finite sample at all."""
+    """Refuse a single-sample record and records with a lead that holds no finite sample."""
+    if record.n_samples < 2:
+        raise RecordError(record.source or "?", "record has a single sample; nothing to process")
     for name, row in zip(record.leads, record.signal, strict=True):
         if not np.isfinite(row).any():
             raise RecordError(record.source or "?", f"lead {name} has no finite samples (all NaN)")

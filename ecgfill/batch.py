@@ -94,11 +94,9 @@ def guarded(process: Callable[[Job], Outcome], job: Job) -> Outcome:
         return process(job)
     except RecordError as exc:
         return Outcome(str(job.item.path), _out(job), "error", exc.problem)
-    except PermissionError:
-        problem = f"output not writable ({job.output.parent if job.output else '?'})"
+    except OSError as exc:  # readers report their own OSErrors as RecordError: this is a write
+        problem = f"cannot write output {job.output or ''}: {exc.strerror or exc}"
         return Outcome(str(job.item.path), _out(job), "error", problem)
-    except OSError as exc:
-        return Outcome(str(job.item.path), _out(job), "error", f"{exc.strerror or exc}")
     except Exception as exc:  # one bad record never stops the batch
         problem = f"internal error ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
         return Outcome(str(job.item.path), _out(job), "error", problem)

@@ -202,6 +202,7 @@ def reconstruct_job(settings: ReconstructSettings, job: Job) -> Outcome:
     """Reconstruct one input record into its output record, streaming long records in chunks."""
     import time
 
+    from ecgfill.api import require_usable
     from ecgfill.io import open_record, open_writer
 
     t0 = time.perf_counter()
@@ -220,7 +221,7 @@ def reconstruct_job(settings: ReconstructSettings, job: Job) -> Outcome:
                 if view is not None:
                     rec = rec.select(list(view))
                 if k == 0:
-                    _require_usable(rec)
+                    require_usable(rec)
                 spread = None
                 if model is not None:
                     rec, spread = reconstruct_record(rec, model, samples)
@@ -257,12 +258,6 @@ def _maybe_writer(base: Path, fmt: str, n: int, samples: int) -> Any:
     from ecgfill.io import open_writer
 
     return open_writer(base, fmt, n) if samples > 1 else nullcontext(None)
-
-
-def _require_usable(record: ECGRecord) -> None:
-    for name, row in zip(record.leads, record.signal, strict=True):
-        if not np.isfinite(row).any():
-            raise RecordError(record.source or "?", f"lead {name} has no finite samples (all NaN)")
 
 
 def _spread_record(record: ECGRecord, model: ReconstructionModel, spread: np.ndarray) -> ECGRecord:

@@ -38,3 +38,33 @@ def record12() -> ECGRecord:
 def random_record() -> ECGRecord:
     rng = np.random.default_rng(1)
     return ECGRecord(rng.normal(0, 1, (12, 1234)).astype(np.float32), 250.0, STANDARD_LEADS)
+
+
+LINEAR_LEAD_SETS = (("I", "II", "V4"), ("II", "V1", "V5"), ("I",))
+
+
+@pytest.fixture(scope="session")
+def linear_registry(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model directory with small linear models (100 Hz) for a few lead sets, trained on
+    synthetic records; point ``ECGFILL_MODELS`` at it to use ``--model auto``."""
+    from ecgfill.train.data import write_synthetic_dataset
+    from ecgfill.train.loop import TrainOptions, export_model, train
+
+    root = tmp_path_factory.mktemp("linear-registry")
+    dataset = write_synthetic_dataset(root / "ds", 40, 4.0, 100.0, seed=3)
+    out = root / "models"
+    for leads in LINEAR_LEAD_SETS:
+        run = root / ("run-" + "-".join(leads))
+        train(TrainOptions(dataset, run, "linear", leads, epochs=1, augment="none", threads=1))
+        export_model(run, out)
+    return out
+
+
+@pytest.fixture
+def models_env(linear_registry: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("ECGFILL_MODELS", str(linear_registry))
+    import ecgfill.reconstruct as reconstruct
+
+    monkeypatch.setattr(reconstruct, "_AUTO_CHOICE", {})
+    monkeypatch.setattr(reconstruct, "_MODEL_CACHE", {})
+    return linear_registry

@@ -83,6 +83,8 @@ def command(
         val_limit=val_limit, patience=patience, threads=threads, model_options=model_options,
     )
     result = train(options)
+    if not result.main:
+        return
     best = result.best
     info(f"best val r {best.get('r')} (chest {best.get('r_chest')}) at epoch {best.get('epoch')}; "
          f"checkpoints in {result.run_dir}")

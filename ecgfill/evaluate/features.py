@@ -2,13 +2,18 @@
 
 Beats are found with a Pan-Tompkins style detector (5-15 Hz band-pass, squared slope, 120 ms
 moving integration, adaptive threshold, refractory period, T-wave rejection). Each beat is then
-delineated on a 40 Hz low-passed copy by slope thresholds: a wave edge is where the slope stays
-below a fraction of the wave's own steepest slope for ``QUIET_RUN_S``. From the fiducials follow
-heart rate, PR (P onset to QRS onset), QRS duration, QT (QRS onset to T end) and the P- and T-wave
-amplitudes against the isoelectric level just before the QRS.
+delineated by slope thresholds, after removing baseline wander (0.5 Hz high-pass): QRS edges on a
+50 Hz and P/T waves on a 25 Hz low-passed copy. A wave edge is where the slope stays, for
+``QUIET_RUN_S``, below a fraction of the wave's own steepest slope and below a floor set by the
+white noise (estimated per lead) and the background activity between waves. From the fiducials
+follow heart rate, PR (P onset to QRS onset), QRS duration, QT (QRS onset to T end) and the P-
+and T-wave amplitudes against the isoelectric level just before the QRS.
+:func:`delineate_global` measures all leads together, as ECG machines report global intervals.
 
 Reference and reconstruction are delineated independently; beats are matched by R-peak time, and
 a lead's feature is the median over its matched beats. A feature that cannot be measured is NaN.
+The reconstruction is measured with the reference's slope floors, so that a denoised
+reconstruction is not credited with different edges for being smoother than its reference.
 """
 
 from __future__ import annotations
@@ -32,21 +37,25 @@ REFRACTORY_S = 0.25  # no two beats closer than this (240 bpm)
 PEAK_THRESHOLD = 0.3  # share of the 90th percentile of candidate envelope peaks
 T_REJECT_S = 0.36  # a candidate this soon after a beat ...
 T_REJECT_RATIO = 0.5  # ... and below this share of its envelope is a T wave
+BASELINE_HZ = 0.5  # baseline wander removed by a zero-phase high-pass before delineation
 QRS_LOWPASS_HZ = 50.0  # QRS edges on a 50 Hz low-passed copy
 WAVE_LOWPASS_HZ = 25.0  # P and T waves on a 25 Hz low-passed copy
 QRS_EDGE_FRACTION = 0.03  # QRS edge: slope below 3 % of the QRS's steepest slope
 WAVE_EDGE_FRACTION = 0.1  # P and T edges: slope below 10 % of the wave's steepest slope
+BACKGROUND_PERCENTILE = 25  # slope between waves: a low percentile of the slope ...
+BACKGROUND_FLOOR = 3.0  # ... times this is quiet enough to end a wave
 NOISE_SPLIT = 0.4  # noise is estimated above 40 % of the sampling rate
 NOISE_FLOOR = 3.0  # ... and below this many standard deviations of a noise-only step
-QUIET_RUN_S = 0.008
+QUIET_RUN_S = 0.008  # a wave has ended once its slope stays quiet this long
 QRS_SEARCH_S = 0.15  # QRS onset/offset searched this far from the beat's steepest point
 P_SEARCH_S = 0.3  # P wave searched this far before QRS onset
 T_GAP_S = 0.05  # T peak searched from this long after QRS offset ...
-T_SEARCH_S = 0.7  # ... up to this long after the beat (and 80 % of the next RR)
+T_SEARCH_S = 0.7  # ... up to this long after the beat ...
+T_RR_SHARE = 0.8  # ... and no further than this share of the way to the next beat
 LIMB_FRACTION = 0.3  # a P/T limb ends where the wave has fallen to 30 % of its height
 ISO_WINDOW_S = 0.02  # isoelectric level: mean of the last 20 ms before QRS onset
 MIN_WAVE_MV = 0.02  # P/T waves smaller than this have no measurable edges
-BEAT_MATCH_S = 0.15
+BEAT_MATCH_S = 0.15  # beats of truth and reconstruction closer than this are the same beat
 
 
 @dataclass
@@ -267,17 +276,39 @@ def _step_noise(sigma: np.ndarray, fs: float, cutoff: float) -> float:
 
 class _Trace:
     """Leads ``[L, T]`` delineated together: a QRS copy and a smoother P/T copy, the slope of
-    each (root-sum-square over leads of every sample step) and its noise floor."""
+    each (root-sum-square over leads of every sample step) and the slope floors below which the
+    signal counts as quiet (from ``floors``, else its own noise and background activity)."""
 
-    def __init__(self, qrs: np.ndarray, waves: np.ndarray, sigma: np.ndarray, fs: float) -> None:
+    def __init__(
+        self,
+        qrs: np.ndarray,
+        waves: np.ndarray,
+        sigma: np.ndarray,
+        fs: float,
+        floors: tuple[float, float] | None = None,
+    ) -> None:
         self.fs = fs
         self.qrs, self.waves = qrs, waves
         self.qrs_step = np.sqrt(np.sum(np.diff(qrs, axis=1) ** 2, axis=0))
         self.wave_step = np.sqrt(np.sum(np.diff(waves, axis=1) ** 2, axis=0))
-        self.qrs_floor = NOISE_FLOOR * _step_noise(sigma, fs, QRS_LOWPASS_HZ)
-        self.wave_floor = NOISE_FLOOR * _step_noise(sigma, fs, WAVE_LOWPASS_HZ)
+        self.qrs_floor, self.wave_floor = floors or (
+            self._floor(self.qrs_step, sigma, QRS_LOWPASS_HZ),
+            self._floor(self.wave_step, sigma, WAVE_LOWPASS_HZ),
+        )
         self.run = max(2, round(QUIET_RUN_S * fs))
         self.n = qrs.shape[1]
+
+    def _floor(self, step: np.ndarray, sigma: np.ndarray, cutoff: float) -> float:
+        """The larger of the white-noise floor and the background floor (a multiple of a low
+        percentile of the slope: the activity between waves)."""
+        noise = NOISE_FLOOR * _step_noise(sigma, self.fs, cutoff)
+        background = BACKGROUND_FLOOR * float(np.percentile(step, BACKGROUND_PERCENTILE)) if (
+            step.size) else 0.0
+        return max(noise, background)
+
+    @property
+    def floors(self) -> tuple[float, float]:
+        return self.qrs_floor, self.wave_floor
 
     def samples(self, seconds: float) -> int:
         return max(1, round(seconds * self.fs))
@@ -291,7 +322,7 @@ class _Trace:
 
 @dataclass
 class _Prepared:
-    """Everything delineation needs from leads ``[L, T]``, filtered once for all of them."""
+    """Leads ``[L, T]`` filtered once for all of them: baseline removed, QRS and P/T copies."""
 
     raw: np.ndarray
     qrs: np.ndarray
@@ -300,19 +331,35 @@ class _Prepared:
     fs: float
 
     @classmethod
-    def of(cls, signal: np.ndarray, fs: float, noise_from: np.ndarray | None) -> _Prepared:
+    def of(cls, signal: np.ndarray, fs: float) -> _Prepared:
         x = _as_leads(signal)
-        noisy = x if noise_from is None else _as_leads(noise_from)
+        steady = _sosfiltfilt(x, fs, "highpass", BASELINE_HZ) if x.shape[-1] > 16 else x
         return cls(
             raw=x,
-            qrs=_lowpass(x, fs, QRS_LOWPASS_HZ),
-            waves=_lowpass(x, fs, WAVE_LOWPASS_HZ),
-            sigma=noise_level(noisy, fs),
+            qrs=_lowpass(steady, fs, QRS_LOWPASS_HZ),
+            waves=_lowpass(steady, fs, WAVE_LOWPASS_HZ),
+            sigma=noise_level(x, fs),
             fs=fs,
         )
 
-    def trace(self, rows: slice) -> _Trace:
-        return _Trace(self.qrs[rows], self.waves[rows], self.sigma[rows], self.fs)
+    def trace(self, rows: slice, floors: tuple[float, float] | None = None) -> _Trace:
+        return _Trace(self.qrs[rows], self.waves[rows], self.sigma[rows], self.fs, floors)
+
+    def lead_traces(self, like: list[_Trace] | None = None) -> list[_Trace]:
+        """One trace per lead; with ``like``, each takes the floors of the matching trace."""
+        return [
+            self.trace(slice(k, k + 1), like[k].floors if like else None)
+            for k in range(self.raw.shape[0])
+        ]
+
+    def lead_anchors(self) -> list[np.ndarray]:
+        """Each lead's own beats."""
+        x = self.raw
+        if _too_short(x.shape[-1], self.fs):
+            return [np.zeros(0, dtype=np.int64)] * x.shape[0]
+        env = _qrs_envelope(x, self.fs)
+        return [_beats_from_envelope(x[k : k + 1], env[k : k + 1], self.fs)
+                for k in range(x.shape[0])]
 
 
 def _delineate_beat(trace: _Trace, anchor: int, prev_end: float, next_anchor: float) -> dict:
@@ -346,7 +393,7 @@ def _delineate_beat(trace: _Trace, anchor: int, prev_end: float, next_anchor: fl
         t_lo = int(qrs_off) + trace.samples(T_GAP_S)
         t_hi = min(n - 1, anchor + trace.samples(T_SEARCH_S))
         if np.isfinite(next_anchor):
-            t_hi = min(t_hi, anchor + int(0.8 * (next_anchor - anchor)))
+            t_hi = min(t_hi, anchor + int(T_RR_SHARE * (next_anchor - anchor)))
         if t_hi - t_lo > 2 * trace.run:
             out |= _wave(trace, t_lo, t_hi, iso, "t")
     return out
@@ -388,44 +435,42 @@ def delineate(
     signal: np.ndarray,
     fs: float,
     r_peaks: np.ndarray | None = None,
-    noise_from: np.ndarray | None = None,
+    reference: np.ndarray | None = None,
 ) -> list[Beats]:
     """Delineate each lead of ``signal`` (``[T]`` or ``[L, T]``, mV) on its own.
 
     ``r_peaks`` (sample indices) imposes the beat positions on every lead; by default each lead
-    finds its own with :func:`detect_r_peaks`. ``noise_from`` (same shape) sets the noise floor
-    of the edge thresholds, so that a reconstruction is measured with its reference's thresholds.
+    finds its own with :func:`detect_r_peaks`. ``reference`` (same shape) supplies the slope
+    floors, so that a reconstruction is measured with the thresholds of its reference.
     """
-    prepared = _Prepared.of(signal, fs, noise_from)
-    x, n_leads = prepared.raw, prepared.raw.shape[0]
-    envelopes = None
-    if r_peaks is None and not _too_short(x.shape[-1], fs):
-        envelopes = _qrs_envelope(x, fs)
-    out = []
-    for k in range(n_leads):
-        if r_peaks is not None:
-            anchors = np.asarray(r_peaks, dtype=np.int64)
-        elif envelopes is None:
-            anchors = np.zeros(0, dtype=np.int64)
-        else:
-            anchors = _beats_from_envelope(x[k : k + 1], envelopes[k : k + 1], fs)
-        out.append(_delineate_trace(prepared.trace(slice(k, k + 1)), anchors))
-    return out
+    prepared = _Prepared.of(signal, fs)
+    like = _Prepared.of(reference, fs).lead_traces() if reference is not None else None
+    return _delineate_leads(prepared, prepared.lead_traces(like), r_peaks)
+
+
+def _delineate_leads(
+    prepared: _Prepared, traces: list[_Trace], r_peaks: np.ndarray | None
+) -> list[Beats]:
+    anchors = prepared.lead_anchors() if r_peaks is None else (
+        [np.asarray(r_peaks, dtype=np.int64)] * len(traces))
+    return [_delineate_trace(t, a) for t, a in zip(traces, anchors, strict=True)]
 
 
 def delineate_global(
     signal: np.ndarray,
     fs: float,
     r_peaks: np.ndarray | None = None,
-    noise_from: np.ndarray | None = None,
+    reference: np.ndarray | None = None,
 ) -> Beats:
     """Delineate all leads of ``signal`` ``[L, T]`` together, as an ECG machine measures global
     intervals: the slope is combined over leads, so an edge is where the first lead starts or the
     last lead ends; P/T amplitudes are spatial magnitudes (unsigned). Arguments as in
     :func:`delineate`."""
-    prepared = _Prepared.of(signal, fs, noise_from)
+    prepared = _Prepared.of(signal, fs)
+    floors = _Prepared.of(reference, fs).trace(slice(None)).floors if reference is not None else (
+        None)
     anchors = detect_r_peaks(prepared.raw, fs) if r_peaks is None else np.asarray(r_peaks, np.int64)
-    return _delineate_trace(prepared.trace(slice(None)), anchors)
+    return _delineate_trace(prepared.trace(slice(None), floors), anchors)
 
 
 def _delineate_trace(trace: _Trace, anchors: np.ndarray) -> Beats:
@@ -475,15 +520,25 @@ def compare_leads(
     truth: np.ndarray, recon: np.ndarray, fs: float, leads: tuple[str, ...] | list[str]
 ) -> FeatureComparison:
     """Features of each lead of ``truth`` and ``recon`` (``[L, T]`` mV), lead by lead, over
-    matched beats; the reconstruction is delineated with the truth's noise floor."""
-    return _compare(delineate(truth, fs), delineate(recon, fs, noise_from=truth), fs, leads)
+    matched beats; the reconstruction is measured with the truth's slope floors."""
+    truth_prep, recon_prep = _Prepared.of(truth, fs), _Prepared.of(recon, fs)
+    truth_traces = truth_prep.lead_traces()
+    return _compare(
+        _delineate_leads(truth_prep, truth_traces, None),
+        _delineate_leads(recon_prep, recon_prep.lead_traces(truth_traces), None),
+        fs,
+        leads,
+    )
 
 
 def compare_global(truth: np.ndarray, recon: np.ndarray, fs: float) -> FeatureComparison:
     """Global features (all leads together, :func:`delineate_global`) of two whole records
     ``[L, T]``, as one row named ``"global"``."""
-    truth_beats = delineate_global(truth, fs)
-    recon_beats = delineate_global(recon, fs, noise_from=truth)
+    truth_prep, recon_prep = _Prepared.of(truth, fs), _Prepared.of(recon, fs)
+    truth_trace = truth_prep.trace(slice(None))
+    truth_beats = _delineate_trace(truth_trace, detect_r_peaks(truth_prep.raw, fs))
+    recon_beats = _delineate_trace(recon_prep.trace(slice(None), truth_trace.floors),
+                                   detect_r_peaks(recon_prep.raw, fs))
     return _compare([truth_beats], [recon_beats], fs, ("global",))
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from ecgfill.errors import EcgfillError
-from ecgfill.evaluate.run import Evaluation, LeadRole
+from ecgfill.evaluate.run import SCORED_ROLES, Evaluation, LeadRole
 from ecgfill.leads import STANDARD_LEADS
 from ecgfill.record import ECGRecord
 
@@ -28,6 +28,7 @@ GRID_ROWS: tuple[tuple[str, ...], ...] = (
 )
 RHYTHM_LEAD = "II"
 ROW_MM = 30.0
+DPI = 150
 PAPER = {"minor": "#f6c4c4", "major": "#e88a8a", "background": "#fff6f4"}
 TRUTH_STYLE = {"color": "black", "linewidth": 0.7}
 RECON_STYLES = (
@@ -99,29 +100,28 @@ def plot_twelve_lead(
     column_s = seconds / 4
     width_mm = 4 * column_s * MM_PER_S
     height_mm = ROW_MM * (len(GRID_ROWS) + 1)
-    fig = plt.figure(figsize=(width_mm / 25.4 * 1.1, height_mm / 25.4 * 1.1 + 0.6), dpi=100)
+    fig = plt.figure(figsize=(width_mm / 25.4 * 1.1, height_mm / 25.4 * 1.1 + 0.6), dpi=DPI)
     ax = fig.add_axes((0.02, 0.02, 0.96, 0.9))
     _paper(ax, width_mm, height_mm)
     signals = [(None, truth, TRUTH_STYLE)] + [
         (label, rec, RECON_STYLES[i % len(RECON_STYLES)])
         for i, (label, rec) in enumerate(reconstructions)
     ]
+    def draw(lead: str, start_s: float, x0: float, y0: float, span_s: float) -> None:
+        # Input and exact leads equal the truth by construction: only the truth is drawn.
+        shown = signals if roles.get(lead, "learned") in SCORED_ROLES else signals[:1]
+        for _, record, style in shown:
+            if lead in record.leads:
+                _trace(ax, record.lead(lead), record.fs, start_s, x0, y0, span_s, style)
+        role = roles.get(lead)
+        ax.text(x0 + 1.5, y0 + 0.35 * ROW_MM, lead + (f" ({role})" if role else ""),
+                fontsize=7, zorder=4)
+
     for row, leads in enumerate(GRID_ROWS):
-        y0 = height_mm - (row + 0.5) * ROW_MM
         for col, lead in enumerate(leads):
-            x0 = col * column_s * MM_PER_S
-            for _, record, style in signals:
-                if lead in record.leads:
-                    _trace(ax, record.lead(lead), record.fs, col * column_s, x0, y0, column_s,
-                           style)
-            role = roles.get(lead)
-            ax.text(x0 + 1.5, y0 + 0.35 * ROW_MM, lead + (f" ({role})" if role else ""),
-                    fontsize=7, zorder=4)
-    y0 = 0.5 * ROW_MM
-    for _, record, style in signals:
-        if RHYTHM_LEAD in record.leads:
-            _trace(ax, record.lead(RHYTHM_LEAD), record.fs, 0.0, 0.0, y0, seconds, style)
-    ax.text(1.5, y0 + 0.35 * ROW_MM, f"{RHYTHM_LEAD} (rhythm)", fontsize=7, zorder=4)
+            draw(lead, col * column_s, col * column_s * MM_PER_S,
+                 height_mm - (row + 0.5) * ROW_MM, column_s)
+    draw(RHYTHM_LEAD, 0.0, 0.0, 0.5 * ROW_MM, seconds)
     handles = [plt.Line2D([], [], **TRUTH_STYLE, label="truth")] + [
         plt.Line2D([], [], **style, label=label) for label, _, style in signals[1:]
     ]
@@ -145,7 +145,7 @@ def plot_distributions(evaluation: Evaluation, path: str | Path) -> Path:
                                if lead in s.metrics], dtype=np.float64)
             data.append(values[np.isfinite(values)])
         boxes = ax.boxplot(data, patch_artist=True, showfliers=True, widths=0.6,
-                           flierprops={"markersize": 2})
+                           flierprops={"markersize": 2}, medianprops={"color": "black"})
         for patch, lead in zip(boxes["boxes"], leads, strict=True):
             origins = {s.roles[lead] for s in evaluation.scores if lead in s.metrics}
             origin = origins.pop() if len(origins) == 1 else "mixed"

@@ -373,14 +373,16 @@ def _fmt(value: float | None, digits: int) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
 
 
-def _cell(stats: dict[str, Any] | None, digits: int, with_ci: bool) -> str:
-    if not stats or stats.get("mean") is None:
-        return "–"
-    text = _fmt(stats["mean"], digits)
-    ci = stats.get("ci95")
-    if with_ci and ci:
-        text += f" [{_fmt(ci[0], digits)}, {_fmt(ci[1], digits)}]"
-    return text
+def _metric_cells(block: dict[str, Any]) -> list[str]:
+    """Mean of each metric, with the r confidence interval in a cell of its own."""
+    cells = []
+    for metric in SIGNAL_METRICS:
+        stats, digits = block[metric], METRIC_LABELS[metric][1]
+        cells.append(_fmt(stats["mean"], digits))
+        if metric == "pearson_r":
+            ci = stats["ci95"]
+            cells.append(f"{_fmt(ci[0], digits)}–{_fmt(ci[1], digits)}" if ci else "–")
+    return cells
 
 
 def render_tables(report: dict[str, Any]) -> list[Any]:
@@ -395,19 +397,16 @@ def render_tables(report: dict[str, Any]) -> list[Any]:
     table = Table(title=title, title_justify="left")
     table.add_column("lead")
     table.add_column("origin")
-    for metric in SIGNAL_METRICS:
+    table.add_column("r", justify="right")
+    table.add_column("r 95% CI", justify="right")
+    for metric in SIGNAL_METRICS[1:]:
         table.add_column(METRIC_LABELS[metric][0], justify="right")
-    for lead, entry in report["leads"].items():
-        table.add_row(lead, entry["origin"], *(
-            _cell(entry[m], METRIC_LABELS[m][1], m == "pearson_r") for m in SIGNAL_METRICS
-        ))
-    table.add_section()
-    for group in GROUPS:
-        block = summary.get(group)
-        if block:
-            table.add_row(group.replace("_", " "), "mean", *(
-                _cell(block[m], METRIC_LABELS[m][1], m == "pearson_r") for m in SIGNAL_METRICS
-            ), style="bold")
+    rows = [(lead, entry["origin"], entry) for lead, entry in report["leads"].items()]
+    groups = [(g.replace("_leads", ""), "mean", summary.get(g)) for g in GROUPS]
+    for k, (name, origin, block) in enumerate(rows + [g for g in groups if g[2]]):
+        if k == len(rows):
+            table.add_section()
+        table.add_row(name, origin, *_metric_cells(block), style="bold" if k >= len(rows) else None)
     out: list[Any] = [table]
     if summary.get("exact"):
         out.append(f"exact (from measured leads, not scored): {', '.join(summary['exact'])}")
@@ -421,58 +420,64 @@ def render_tables(report: dict[str, Any]) -> list[Any]:
 def _feature_table(features: dict[str, Any]) -> Any:
     from rich.table import Table
 
-    table = Table(title="clinical features: |reconstruction − truth| (within tolerance, "
-                        "unmeasured)", title_justify="left")
-    table.add_column("leads")
+    table = Table(title="clinical features: mean |reconstruction − truth|, share within the "
+                        "tolerance, share not measurable on the reconstruction",
+                  title_justify="left")
+    table.add_column("feature")
+    table.add_column("tol", justify="right")
+    blocks = [(n, features.get(n)) for n in ("global", "learned_leads", "derived_leads")]
+    blocks = [(n, b) for n, b in blocks if b]
+    for name, _ in blocks:
+        label = name.replace("_leads", "")
+        table.add_column(f"{label} |err|", justify="right")
+        table.add_column("within", justify="right")
+        table.add_column("unmeas.", justify="right")
     for f in FEATURES:
-        label, unit, _ = FEATURE_LABELS[f]
+        label, unit, digits = FEATURE_LABELS[f]
         tol = TOLERANCES.get(f)
-        table.add_column(f"{label} {unit}" + (f" (<{tol:g})" if tol else ""), justify="right")
-    for name in ("global", "learned_leads", "derived_leads"):
-        block = features.get(name)
-        if not block:
-            continue
-        cells = []
-        for f in FEATURES:
+        cells = [f"{label} ({unit})", f"{tol:g}" if tol else "–"]
+        for _, block in blocks:
             stats = block[f]
-            text = _fmt(stats["abs_error"]["mean"], FEATURE_LABELS[f][2])
-            if stats["within_tolerance"] is not None:
-                text += f" ({100 * stats['within_tolerance']:.0f}%"
-                text += f", {100 * (stats['unmeasured'] or 0):.0f}%)"
-            elif stats["unmeasured"] is not None:
-                text += f" ({100 * stats['unmeasured']:.0f}%)"
-            cells.append(text)
-        table.add_row(name.replace("_", " "), *cells)
+            cells += [
+                _fmt(stats["abs_error"]["mean"], digits),
+                _percent(stats["within_tolerance"]),
+                _percent(stats["unmeasured"]),
+            ]
+        table.add_row(*cells)
     return table
+
+
+def _percent(share: float | None) -> str:
+    return "–" if share is None else f"{100 * share:.0f}%"
 
 
 def _comparison_table(comparison: dict[str, Any]) -> Any:
     from rich.table import Table
 
-    table = Table(title=f"paired difference vs {comparison['model']} "
-                        f"({comparison['n_records']} records): mean [95% CI], Wilcoxon p, d",
-                  title_justify="left")
+    table = Table(title=f"paired difference, this model − {comparison['model']} "
+                        f"({comparison['n_records']} records)", title_justify="left")
     table.add_column("leads")
-    for metric in ("pearson_r", "mae_mv", "amp_ratio"):
-        table.add_column(METRIC_LABELS[metric][0], justify="right")
+    for metric in ("pearson_r", "mae_mv"):
+        label = METRIC_LABELS[metric][0]
+        table.add_column(f"Δ{label}", justify="right")
+        table.add_column("95% CI", justify="right")
+        table.add_column("p", justify="right")
+        table.add_column("d", justify="right")
     rows = [(g.replace("_", " "), comparison["summary"].get(g)) for g in GROUPS]
     rows += list(comparison["leads"].items())
     for name, block in rows:
         if not block:
             continue
         cells = []
-        for metric in ("pearson_r", "mae_mv", "amp_ratio"):
-            p = block[metric]
-            digits = METRIC_LABELS[metric][1]
-            ci = p["ci95"]
-            text = _fmt(p["mean_diff"], digits)
-            if ci:
-                text += f" [{_fmt(ci[0], digits)}, {_fmt(ci[1], digits)}]"
-            if p["wilcoxon_p"] is not None:
-                text += f" p={p['wilcoxon_p']:.2g}"
-            if p["cohens_d"] is not None:
-                text += f" d={p['cohens_d']:.2f}"
-            cells.append(text)
+        for metric in ("pearson_r", "mae_mv"):
+            paired, digits = block[metric], METRIC_LABELS[metric][1]
+            ci = paired["ci95"]
+            cells += [
+                _fmt(paired["mean_diff"], digits),
+                f"{_fmt(ci[0], digits)}, {_fmt(ci[1], digits)}" if ci else "–",
+                "–" if paired["wilcoxon_p"] is None else f"{paired['wilcoxon_p']:.2g}",
+                _fmt(paired["cohens_d"], 2),
+            ]
         table.add_row(name, *cells)
     return table
 

@@ -56,8 +56,11 @@ def open_record(path: str | Path) -> RecordReader:
     ``.verify()`` once all samples were read, ``.close()``); use as a context manager."""
     path = Path(path)
     if path.suffix.lower() in EDF_SUFFIXES:
-        if not path.is_file():
-            raise RecordError(path, "file does not exist")
+        from ecgfill.io.files import file_problem
+
+        problem = file_problem(path)
+        if problem:
+            raise RecordError(path, f"file {problem}")
         from ecgfill.io.edf_reader import EdfReader
 
         return EdfReader(path)

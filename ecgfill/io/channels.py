@@ -57,7 +57,11 @@ def build_record(channels: ChannelSet, path: str, comments: list[str]) -> ECGRec
         if name in rows:
             raise RecordError(path, f"duplicated lead name {name} (channel {label!r})")
         scale = sign * unit_to_mv(path, label, unit)
-        rows[name] = (np.asarray(row, dtype=np.float64) * scale).astype(np.float32)
+        with np.errstate(over="ignore", invalid="ignore"):
+            mv = (np.asarray(row, dtype=np.float64) * scale).astype(np.float32)
+        if np.isinf(mv).any():
+            raise RecordError(path, f"lead {label}: the header's calibration gives infinite values")
+        rows[name] = mv
     if not rows:
         listed = ", ".join(channels.labels) or "none"
         raise RecordError(path, f"no standard ECG leads found (channels: {listed})")

@@ -12,6 +12,9 @@ from ecgfill.io.channels import ChannelSet, build_record
 from ecgfill.io.names import normalize_lead_name
 from ecgfill.record import ECGRecord
 
+FIXED_HEADER_BYTES = 256
+SAMPLES_FIELD = 216  # per-signal "samples per data record" fields start at 256 + ns * 216
+
 
 class EdfReader:
     """An EDF/EDF+/BDF file opened for reading, whole or in chunks."""
@@ -20,13 +23,17 @@ class EdfReader:
         import pyedflib
 
         self.path = Path(path)
+        check_size(self.path)
         try:
             self._reader = pyedflib.EdfReader(str(self.path))
         except OSError as exc:
-            problem = str(exc).strip() or "unreadable file"
+            problem = str(exc).strip().removeprefix(f"{self.path}:").strip() or "unreadable file"
             raise RecordError(self.path, f"cannot read EDF/BDF: {problem}") from None
         try:
             self._open()
+        except ZeroDivisionError:
+            self.close()
+            raise RecordError(self.path, "cannot read EDF/BDF: data record duration is 0") from None
         except BaseException:
             self.close()
             raise
@@ -72,3 +79,35 @@ class EdfReader:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def check_size(path: Path) -> None:
+    """Refuse a file whose size does not match its header before pyedflib opens it (pyedflib
+    prints its own size complaint on stdout, which would corrupt ``--json`` output).
+
+    Headers whose fields do not parse are left to pyedflib, which names the broken field.
+    """
+    try:
+        with open(path, "rb") as fh:
+            fixed = fh.read(FIXED_HEADER_BYTES)
+            n_signals = int(fixed[252:256])
+            header_bytes = int(fixed[184:192])
+            n_records = int(fixed[236:244])
+            fh.seek(FIXED_HEADER_BYTES + n_signals * SAMPLES_FIELD)
+            fields = fh.read(8 * n_signals)
+            size = fh.seek(0, 2)
+    except OSError as exc:
+        raise RecordError(path, f"cannot read file: {exc.strerror or exc}") from None
+    except ValueError:
+        return
+    try:
+        per_record = sum(int(fields[8 * i : 8 * i + 8]) for i in range(n_signals))
+    except ValueError:
+        return
+    bytes_per_sample = 3 if fixed[:1] == b"\xff" else 2  # BDF stores 24-bit samples
+    expected = header_bytes + n_records * per_record * bytes_per_sample
+    if n_records > 0 and n_signals > 0 and header_bytes > 0 and size != expected:
+        state = "truncated" if size < expected else "longer than its header says"
+        raise RecordError(
+            path, f"file is {state}: {size} bytes where the header declares {expected}"
+        )

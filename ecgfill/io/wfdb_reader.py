@@ -6,19 +6,42 @@ wfdb-python does not verify checksums, rejects Challenge headers whose record li
 
 from __future__ import annotations
 
+import math
 import re
 import shutil
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ecgfill.errors import RecordError
 from ecgfill.io.channels import ChannelSet, build_record
+from ecgfill.io.files import file_problem
 from ecgfill.record import ECGRecord
 
 MAX_SAMPLES = 2**31 // 8  # refuse headers that declare absurd lengths before allocating them
-_RECORD_LINE = re.compile(r"^\s*(\S+)(.*)$")
+MAX_FS = 1e6  # Hz; higher sampling frequencies in a header are corrupt, not exotic
+# Header grammar (WFDB header(5)), checked strictly so a damaged field is named instead of
+# being swallowed into a signal description as wfdb-python's lenient patterns do.
+_PLAIN_NAME = re.compile(r"~|[-\w]+(\.\w+)?")  # a file in the header's folder, no path
+_FS = re.compile(r"(?P<fs>\d+\.?\d*|\.\d+)(/\d*\.?\d*(\(-?\d*\.?\d*\))?)?")
+_FORMAT = re.compile(r"(?P<fmt>\d+)(x(?P<spf>\d+))?(:\d+)?(\+(?P<offset>\d+))?")
+_GAIN = re.compile(r"(?P<gain>[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?)?(\(-?\d+\))?(/\S*)?")
+_INTEGER = re.compile(r"[-+]?\d+")
+# Signal-line fields after the format, in order, each optional only with all that follow it.
+_SIGNAL_FIELDS = ("ADC gain", "ADC resolution", "ADC zero", "initial value", "checksum",
+                  "block size")
+
+
+@dataclass
+class HeaderInfo:
+    """What the strict header check learned: per signal line, the data file and raw gain."""
+
+    n_signals: int
+    multi_segment: bool
+    files: list[str] = field(default_factory=list)
+    gains: list[float | None] = field(default_factory=list)
 
 
 def record_base(path: Path) -> Path:
@@ -41,10 +64,13 @@ class WfdbReader:
         self.path = path
         base = record_base(Path(path))
         self.header_path = base.with_suffix(".hea")
-        if not self.header_path.is_file():
+        problem = file_problem(self.header_path)
+        if problem == "does not exist":
             raise RecordError(path, "no header file (.hea) found")
+        if problem:
+            raise RecordError(self.header_path, f"header file {problem}")
         self.text = _read_header_text(self.header_path)
-        _check_header(self.header_path, self.text)
+        self.info = _check_header(self.header_path, self.text)
         self._readable = _readable_header(self.header_path, self.text)
         self.base = self._readable.__enter__()
         try:
@@ -53,12 +79,60 @@ class WfdbReader:
             self.close()
             raise RecordError(self.header_path, f"corrupt header: {_one_line(exc)}") from None
         self.fs = float(self.header.fs)
-        self.n_samples = int(self.header.sig_len or 0)
+        try:
+            self.n_samples = self._checked_length()
+        except RecordError:
+            self.close()
+            raise
         if self.n_samples == 0:
             self.close()
             raise RecordError(self.header_path, "zero-length record")
+        if self.header.sig_len is None:  # wfdb-python reads chunks only with a declared length
+            self._readable.__exit__(None, None, None)
+            self._readable = _readable_header(self.header_path, self.text, self.n_samples)
+            self.base = self._readable.__enter__()
         self._sums: np.ndarray | None = None
         self._summed_until = 0
+
+    def _checked_length(self) -> int:
+        """The record length, from the header or (when it gives none) the data file's size.
+
+        Every data file must be a regular file big enough for the declared length, so a header
+        that declares a huge length over a small file is refused before anything is allocated.
+        """
+        header = self.header
+        declared = int(header.sig_len) if header.sig_len is not None else None
+        if self.info.multi_segment:
+            return declared or 0
+        lengths = []
+        for name in dict.fromkeys(header.file_name):
+            chans = [i for i, f in enumerate(header.file_name) if f == name]
+            fmt = str(header.fmt[chans[0]])
+            frame = sum(int(header.samps_per_frame[i] or 1) for i in chans)
+            offset = int(header.byte_offset[chans[0]] or 0)
+            path = self.header_path.parent / name
+            problem = file_problem(path)
+            if problem == "does not exist":
+                raise RecordError(self.header_path, f"missing data file {name}")
+            if problem:
+                raise RecordError(self.header_path, f"data file {name} {problem}")
+            per_sample = _bytes_per_sample(fmt)
+            if per_sample is None:  # compressed (FLAC): the size says nothing about the length
+                continue
+            size = path.stat().st_size
+            fits = int(max(0, size - offset) // (per_sample * frame))
+            if declared is not None and fits < declared:
+                raise RecordError(
+                    self.header_path,
+                    f"data file {name} has fewer samples than the header declares "
+                    f"({fits} of {declared} per signal; truncated?)",
+                )
+            lengths.append(fits)
+        if declared is not None:
+            return declared
+        if not lengths:
+            raise RecordError(self.header_path, "header gives no length for compressed data")
+        return min(lengths)
 
     def read(self, start: int, stop: int) -> ECGRecord:
         import wfdb
@@ -71,15 +145,25 @@ class WfdbReader:
         except FileNotFoundError as exc:
             problem = f"missing data file {Path(exc.filename or '').name}"
             raise RecordError(self.header_path, problem) from None
+        except OSError as exc:
+            problem = f"cannot read data file {Path(exc.filename or '').name}: {exc.strerror or exc}"
+            raise RecordError(self.header_path, problem) from None
         except MemoryError:
             raise RecordError(self.header_path, "header declares a length too large to read") from None
+        except RecursionError:
+            raise RecordError(self.header_path, "multi-segment record refers to itself") from None
         except Exception as exc:  # wfdb raises bare ValueErrors and friends on bad files
             if "not loaded correctly" in str(exc):
                 problem = "data file has fewer samples than the header declares"
                 raise RecordError(self.header_path, problem) from None
             raise RecordError(self.header_path, f"cannot read WFDB record: {_one_line(exc)}") from None
         self._check_chunk(rec, start, stop)
-        return _to_record(rec, self.header_path)
+        record = _to_record(rec, self.header_path)
+        for name, gain in zip(getattr(rec, "sig_name", None) or [], self.info.gains, strict=False):
+            if gain == 0:
+                note = f"lead {name}: ADC gain 0 (uncalibrated) in the header; WFDB's default 200/mV assumed"
+                record.warnings.append(note)
+        return record
 
     def _check_chunk(self, rec: object, start: int, stop: int) -> None:
         digital = getattr(rec, "d_signal", None)
@@ -132,8 +216,8 @@ def _read_header_text(header_path: Path) -> str:
         return raw.decode("latin-1")
 
 
-def _check_header(header_path: Path, text: str) -> None:
-    """Cheap sanity checks with clear messages before wfdb-python sees the header."""
+def _check_header(header_path: Path, text: str) -> HeaderInfo:
+    """Strict checks with clear messages before wfdb-python sees the header."""
     lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
     if not lines:
         raise RecordError(header_path, "header has no record line")
@@ -143,6 +227,8 @@ def _check_header(header_path: Path, text: str) -> None:
     n_sig_text = fields[1].split("/")[0]
     if not n_sig_text.isdigit():
         raise RecordError(header_path, f"corrupt header: signal count {fields[1]!r} is not a number")
+    if len(fields) >= 3:
+        _check_fs(header_path, fields[2])
     if len(fields) >= 4:
         length = fields[3]
         if not length.isdigit():
@@ -151,14 +237,93 @@ def _check_header(header_path: Path, text: str) -> None:
             raise RecordError(header_path, "zero-length record")
         if int(length) > MAX_SAMPLES:
             raise RecordError(header_path, f"header declares {length} samples per signal; refusing")
-    is_multi = "/" in fields[0]
+    name, _, n_seg = fields[0].partition("/")
     n_sig = int(n_sig_text)
+    info = HeaderInfo(n_signals=n_sig, multi_segment=bool(n_seg))
+    if info.multi_segment:
+        _check_segments(header_path, Path(name).stem, lines[1:])
+        return info
     if n_sig == 0:
         raise RecordError(header_path, "header declares no signals")
-    if not is_multi and len(lines) - 1 < n_sig:
+    if len(lines) - 1 < n_sig:
         raise RecordError(
             header_path, f"corrupt header: declares {n_sig} signals but has {len(lines) - 1} lines"
         )
+    for number, line in enumerate(lines[1 : n_sig + 1], start=1):
+        file_name, gain = _check_signal_line(header_path, number, line.split())
+        info.files.append(file_name)
+        info.gains.append(gain)
+    return info
+
+
+def _check_fs(header_path: Path, text: str) -> None:
+    match = _FS.fullmatch(text)
+    fs = float(match["fs"]) if match else math.nan
+    if not 0 < fs <= MAX_FS:
+        problem = f"sampling frequency {text!r} is not a positive number up to {MAX_FS:g} Hz"
+        raise RecordError(header_path, f"corrupt header: {problem}")
+
+
+def _check_segments(header_path: Path, record_name: str, lines: list[str]) -> None:
+    for line in lines:
+        parts = line.split()
+        if len(parts) < 2 or not _PLAIN_NAME.fullmatch(parts[0]) or not parts[1].isdigit():
+            raise RecordError(header_path, f"corrupt header: bad segment line {line.strip()!r}")
+        if parts[0] == record_name:
+            raise RecordError(header_path, f"corrupt header: segment {parts[0]} is the record itself")
+
+
+def _check_signal_line(header_path: Path, number: int, tokens: list[str]) -> tuple[str, float | None]:
+    """The data file name and ADC gain (None when absent) of one signal line, checked.
+
+    A field that does not parse is an error when the fields after it still look like numbers
+    (or it carries a gain's ``(``/``/``); otherwise it starts the description, as WFDB allows.
+    """
+    where = f"corrupt header: signal line {number}:"
+    if len(tokens) < 2:
+        raise RecordError(header_path, f"{where} needs a file name and a storage format")
+    file_name, storage = tokens[0], tokens[1]
+    if not _PLAIN_NAME.fullmatch(file_name):
+        raise RecordError(header_path, f"{where} data file {file_name!r} is not a plain file name")
+    match = _FORMAT.fullmatch(storage)
+    if match is None:
+        raise RecordError(header_path, f"{where} storage format {storage!r} is not valid")
+    if not _known_format(match["fmt"]):
+        raise RecordError(header_path, f"{where} unknown storage format {match['fmt']}")
+    if match["spf"] is not None and int(match["spf"]) == 0:
+        raise RecordError(header_path, f"{where} zero samples per frame in {storage!r}")
+    gain = None
+    for k, label in enumerate(_SIGNAL_FIELDS):
+        token = tokens[2 + k] if 2 + k < len(tokens) else None
+        if token is None:
+            break
+        pattern = _GAIN if k == 0 else _INTEGER
+        found = pattern.fullmatch(token)
+        if found is None:
+            later = tokens[3 + k : 2 + len(_SIGNAL_FIELDS)]
+            if (k == 0 and any(c in token for c in "(/")) or (later and all(
+                _INTEGER.fullmatch(t) for t in later
+            )):
+                raise RecordError(header_path, f"{where} {label} {token!r} is not a number")
+            break
+        if k == 0 and found["gain"] is not None:
+            gain = float(found["gain"])
+            if not math.isfinite(gain):
+                raise RecordError(header_path, f"{where} ADC gain {token!r} is not finite")
+    return file_name, gain
+
+
+def _known_format(fmt: str) -> bool:
+    from wfdb.io._signal import BYTES_PER_SAMPLE
+
+    return fmt in BYTES_PER_SAMPLE
+
+
+def _bytes_per_sample(fmt: str) -> float | None:
+    """Bytes per sample of a known WFDB storage format; None when compressed (FLAC)."""
+    from wfdb.io._signal import BYTES_PER_SAMPLE
+
+    return float(BYTES_PER_SAMPLE[fmt]) or None
 
 
 class _readable_header:
@@ -169,12 +334,12 @@ class _readable_header:
     links to the original data files.
     """
 
-    def __init__(self, header_path: Path, text: str) -> None:
-        self.header_path, self.text, self.tmp = header_path, text, None
+    def __init__(self, header_path: Path, text: str, length: int | None = None) -> None:
+        self.header_path, self.text, self.length, self.tmp = header_path, text, length, None
 
     def __enter__(self) -> Path:
         base = self.header_path.with_suffix("")
-        fixed = _sanitised_header(self.text, base.name)
+        fixed = _sanitised_header(self.text, base.name, self.length)
         if fixed is None:
             return base
         self.tmp = tempfile.mkdtemp(prefix="ecgfill-hea-")
@@ -183,6 +348,8 @@ class _readable_header:
         for line in fixed.splitlines()[1:]:
             if line.strip() and not line.lstrip().startswith("#"):
                 data = line.split()[0]
+                if not _PLAIN_NAME.fullmatch(data):  # never link outside the temporary folder
+                    continue
                 src = self.header_path.parent / data
                 dst = tmp_dir / data
                 if src.exists() and not dst.exists():
@@ -194,8 +361,11 @@ class _readable_header:
             shutil.rmtree(self.tmp, ignore_errors=True)
 
 
-def _sanitised_header(text: str, name: str) -> str | None:
-    """Header text wfdb-python accepts, or None when the original is already fine."""
+def _sanitised_header(text: str, name: str, length: int | None = None) -> str | None:
+    """Header text wfdb-python accepts, or None when the original is already fine.
+
+    ``length`` is written into a record line that lacks one (WFDB's default rate 250 Hz kept).
+    """
     lines = text.splitlines()
     idx = next(i for i, ln in enumerate(lines) if ln.strip() and not ln.lstrip().startswith("#"))
     fields = lines[idx].split()
@@ -206,6 +376,9 @@ def _sanitised_header(text: str, name: str) -> str | None:
         changed = True
     if len(fields) > 4 and not _wfdb_accepts_time_date(fields[4:]):
         fields = fields[:4]
+        changed = True
+    if length is not None and len(fields) < 4:
+        fields = [*fields[:2], fields[2] if len(fields) > 2 else "250", str(length)]
         changed = True
     if not changed:
         return None
@@ -232,7 +405,8 @@ def _to_record(rec: object, header_path: Path) -> ECGRecord:
         digital = rec.d_signal
         gain = np.asarray(rec.adc_gain, dtype=np.float64)
         gain = np.where(gain == 0, 200.0, gain)  # WFDB: a zero gain means the default, 200
-        physical = (digital - np.asarray(rec.baseline, dtype=np.float64)) / gain
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+            physical = (digital - np.asarray(rec.baseline, dtype=np.float64)) / gain
         for ch, fmt in enumerate(rec.fmt):
             bad = _invalid_value(fmt)
             if bad is not None:

@@ -332,33 +332,22 @@ class ReconstructionModel(ABC):
         starts = window_starts(length, self.window)
         weights = crossfade_weights(starts, self.window)
         per_group = max(1, MAX_BATCH_SAMPLES // (self.window * batch * samples))
-        acc_start = 0
-        acc_mean = np.zeros((batch, len(self.output_leads), 0), dtype=np.float32)
-        acc_std = acc_mean.copy() if samples > 1 else None
+        n_parts = 2 if samples > 1 else 1  # mean, and std for several samples
+        # carry: the weighted sum over [next window's start, previous window's end)
+        carry = np.zeros((n_parts, batch, len(self.output_leads), 0), dtype=np.float32)
         for g in range(0, len(starts), per_group):
             group = starts[g:g + per_group]
             windows = np.concatenate([x[..., s:s + self.window] for s in group])
             mean, std = self._run_samples(windows.astype(np.float32, copy=False), samples, rng)
+            parts = mean[None] if std is None else np.stack([mean, std])
             for j, start in enumerate(group):
                 k = g + j
-                w = weights[k]
-                end = start + self.window
-                grow = end - (acc_start + acc_mean.shape[-1])
-                acc_mean = np.concatenate([acc_mean, np.zeros((*acc_mean.shape[:2], grow),
-                                                              np.float32)], axis=-1)
-                lo = start - acc_start
-                acc_mean[..., lo:] += w * mean[j * batch:(j + 1) * batch]
-                if acc_std is not None and std is not None:
-                    acc_std = np.concatenate([acc_std, np.zeros((*acc_std.shape[:2], grow),
-                                                                np.float32)], axis=-1)
-                    acc_std[..., lo:] += w * std[j * batch:(j + 1) * batch]
-                done = (starts[k + 1] if k + 1 < len(starts) else length) - acc_start
-                yield (acc_start, acc_mean[..., :done],
-                       acc_std[..., :done] if acc_std is not None else None)
-                acc_mean = acc_mean[..., done:]
-                if acc_std is not None:
-                    acc_std = acc_std[..., done:]
-                acc_start += done
+                acc = np.zeros((*carry.shape[:3], self.window), dtype=np.float32)
+                acc[..., :carry.shape[-1]] = carry
+                acc += weights[k] * parts[:, j * batch:(j + 1) * batch]
+                done = (starts[k + 1] if k + 1 < len(starts) else length) - start
+                yield start, acc[0, ..., :done], (acc[1, ..., :done] if n_parts == 2 else None)
+                carry = acc[..., done:]
 
 
 def window_starts(length: int, window: int) -> list[int]:
@@ -523,7 +512,9 @@ def model_dirs() -> list[Path]:
             candidates.append(Path(str(shipped)))
     except (ModuleNotFoundError, NotADirectoryError):
         pass
-    candidates.append(Path(__file__).resolve().parents[2] / "models")
+    checkout = Path(__file__).resolve().parents[2]
+    if (checkout / "pyproject.toml").is_file():  # a source checkout, not site-packages
+        candidates.append(checkout / "models")
     env = os.environ.get("ECGFILL_MODELS", "")
     candidates.extend(Path(p) for p in env.split(os.pathsep) if p)
     seen: set[Path] = set()
@@ -538,19 +529,28 @@ def model_dirs() -> list[Path]:
 
 def available_models() -> list[dict[str, Any]]:
     """Cards of every model found in :func:`model_dirs` (first name wins), each with
-    ``card_path`` added. Unreadable cards are skipped with a warning."""
+    ``card_path`` added. Other JSON files are ignored; broken ecgfill cards are skipped with a
+    warning."""
     from ecgfill.console import warn
 
     found: dict[str, dict[str, Any]] = {}
     for directory in model_dirs():
         for path in sorted(directory.glob("*.json")):
             try:
-                card = read_card(path)
+                if _is_card_file(path):
+                    card = read_card(path)
+                    found.setdefault(card["name"], {**card, "card_path": str(path)})
             except ModelError as exc:
                 warn(str(exc))
-                continue
-            found.setdefault(card["name"], {**card, "card_path": str(path)})
     return list(found.values())
+
+
+def _is_card_file(path: Path) -> bool:
+    """Whether a JSON file claims to be an ecgfill model card (it may still be broken)."""
+    try:
+        return bool(json.loads(path.read_text()).get("format") == CARD_FORMAT)
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def find_model_for_leads(leads: Iterable[str]) -> str | None:
@@ -597,11 +597,7 @@ def _sibling_card(weights: Path) -> dict[str, Any] | None:
     """The card next to a weight file when it is one and lists that file (a training
     checkpoint's ``best.json`` side file is not a card)."""
     sibling = weights.with_suffix(".json")
-    try:
-        head = json.loads(sibling.read_text()) if sibling.is_file() else None
-    except (OSError, ValueError):
-        return None
-    if not isinstance(head, dict) or head.get("format") != CARD_FORMAT:
+    if not sibling.is_file() or not _is_card_file(sibling):
         return None
     card = read_card(sibling)
     return card if weights.name in (card.get("sha256") or {}) else None

@@ -120,6 +120,7 @@ class TrainResult:
     epochs: int
     stop_reason: str
     exported: list[str] = field(default_factory=list)
+    main: bool = True  # False on the non-zero ranks of a torchrun job
 
     def to_json(self) -> dict[str, Any]:
         return {"run_dir": str(self.run_dir), "best": self.best, "epochs": self.epochs,
@@ -347,6 +348,11 @@ def make_card(options: TrainOptions, ds: Dataset, net: Any, config: Any, window:
                         "sources": sources, "counts": ds.meta.get("counts")},
             "augment": augment,
             "seed": options.seed,
+            "optimizer": {"name": "AdamW", "lr": options.lr, "weight_decay": options.weight_decay,
+                          "schedule": "one-cycle (cosine) over max(step, time) fraction",
+                          "batch_size": options.batch_size, "grad_clip": options.grad_clip,
+                          "max_epochs": options.epochs, "patience": options.patience,
+                          "max_minutes": options.max_minutes},
         },
         "data_attribution": attribution,
         "limitations": limitations,
@@ -368,8 +374,14 @@ class _Bar:
         if not self.enabled:
             yield lambda loss: None
             return
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-        from rich.progress import TimeElapsedColumn, TimeRemainingColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
 
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                       TextColumn("loss {task.fields[loss]}"), TimeElapsedColumn(),
@@ -383,6 +395,8 @@ class Trainer:
 
     def __init__(self, options: TrainOptions) -> None:
         import torch
+
+        from ecgfill.models.linear import ReconstructionNet
 
         if options.arch not in ARCHES:
             raise UsageError(f"--arch must be one of {', '.join(ARCHES)}")
@@ -409,18 +423,14 @@ class Trainer:
                               multiple)
         self.train_idx = self._split("train", options.train_limit)
         self.val_idx = self._split("val", options.val_limit)
-        stats = self.ds.lead_stats()
-        self.card = {"arch": options.arch, "input_leads": list(self.input_leads),
-                     "output_leads": list(self.spec.output_leads), "fs": self.ds.fs,
-                     "config": config_to_dict(self.config),
-                     "normalization": {"leads": list(stats), "mean": [m for m, _ in
-                                       stats.values()], "std": [s for _, s in stats.values()]}}
-        self.net = build_network(self.card)
+        self.net = ReconstructionNet(self.input_leads, self.spec.output_leads,
+                                     self.ds.lead_stats(), self.ds.fs, options.arch, self.config)
         self.card = make_card(options, self.ds, self.net, self.config, window,
                               self.augment.describe())
         self.net.to(self.dist.device)
         self.run_dir = Path(options.run_dir)
         self.prior_elapsed = 0.0
+        self.bar = _Bar(self.dist.main)
 
     def _split(self, split: str, limit: int | None) -> np.ndarray:
         idx = self.ds.indices(split)
@@ -532,19 +542,21 @@ class Trainer:
                   f"{self.card['flops_per_second'] / 1e6:.1f} MFLOP per second of signal; "
                   f"{len(self.train_idx)} train / {len(self.val_idx)} val records at "
                   f"{self.ds.fs:g} Hz, window {self.spec.window}")
-        if self.options.arch == "linear":
-            result = self._run_linear()
-        else:
-            result = self._run_network(payload)
+        linear = self.options.arch == "linear"
+        result = self._run_linear() if linear else self._run_network(payload)
         if self.options.export_onnx and self.dist.main:
             card = export_model(self.run_dir, self.run_dir, self.options.model_name())
             result.exported = sorted(card["sha256"])
             self._log(f"exported {', '.join(result.exported)} to {self.run_dir}")
+        self._barrier()
+        result.main = self.dist.main
+        return result
+
+    def _barrier(self) -> None:
         if self.dist.active:
             import torch.distributed as dist
 
             dist.barrier()
-        return result
 
     def _run_linear(self) -> TrainResult:
         batch = self.options.batch_size
@@ -566,136 +578,182 @@ class Trainer:
         return TrainResult(self.run_dir, {**metrics, "epoch": 1}, 1, state["stop_reason"])
 
     def _run_network(self, payload: dict[str, Any] | None) -> TrainResult:
-        import torch
-
         opts, dist = self.options, self.dist
         if payload is None and getattr(self.config, "ridge_init", False):
             self.fit_linear_path()
-        from ecgfill.models.linear import TrainingObjective
-
-        model: Any = TrainingObjective(self.net)
-        if dist.active:
-            from torch.nn.parallel import DistributedDataParallel
-
-            model = DistributedDataParallel(model, device_ids=[dist.device.index]
-                                            if dist.device.type == "cuda" else None)
-        optimizer = torch.optim.AdamW(self.net.parameters(), lr=opts.lr,
-                                      weight_decay=opts.weight_decay)
-        state: dict[str, Any] = {"epoch": 0, "step": 0, "best_r": None, "best_epoch": 0,
-                                 "bad_epochs": 0, "stop_reason": ""}
-        if payload is not None:
-            optimizer.load_state_dict(payload["optimizer"])
-            state.update(payload["train_state"])
-        steps_per_epoch = max(1, len(self.train_idx) // (opts.batch_size * dist.world))
-        total_steps = opts.epochs * steps_per_epoch
-        amp_dtype = None
-        if dist.device.type == "cuda":
-            amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
-        from torch.utils.data import DistributedSampler
-
-        sampler = DistributedSampler(range(len(self.train_idx)), num_replicas=dist.world,
-                                     rank=dist.rank, shuffle=True, seed=opts.seed,
-                                     drop_last=True)
-        budget = opts.max_minutes * 60 if opts.max_minutes else None
-
-        val_began = time.monotonic()
+        loop = _Loop.create(self, payload)
+        state = loop.state
         if payload is None:
+            began = time.monotonic()
             initial = evaluate(self.net, self.ds, self.val_idx, self.spec, dist, opts.batch_size)
+            state["val_seconds"] = time.monotonic() - began
             self._append_metrics({"epoch": 0, "val_loss": initial["loss"], "val_r": initial["r"],
                                   "val_r_chest": initial["r_chest"],
                                   "seconds": round(self.elapsed(), 2)})
             self._log(f"epoch 0 (linear path only): val loss {_fmt(initial['loss'])}, "
                       f"val r {_fmt(initial['r'])}")
-        reserve = 1.5 * (time.monotonic() - val_began) + 2.0
-
-        bar = _Bar(dist.main)
         stop_reason = ""
-        first_step = state["step"]  # at least one step per invocation: a usable checkpoint
         while state["epoch"] < opts.epochs and not stop_reason:
             epoch = state["epoch"] + 1
-            sampler.set_epoch(epoch)
-            torch.manual_seed(opts.seed * 100_003 + epoch * 101 + dist.rank)
-            rng = np.random.default_rng([opts.seed, epoch, dist.rank])
-            order = np.fromiter(sampler, dtype=np.int64)
-            epoch_began, seen, loss_sum = time.monotonic(), 0, 0.0
-            with bar.epoch(f"epoch {epoch}/{opts.epochs}", steps_per_epoch) as advance:
-                for lo in range(0, steps_per_epoch * opts.batch_size, opts.batch_size):
-                    if (budget is not None and state["step"] > first_step
-                            and dist.any(self.elapsed() + reserve >= budget)):
-                        stop_reason = f"time limit of {opts.max_minutes:g} min"
-                        break
-                    idx = self.train_idx[order[lo:lo + opts.batch_size]]
-                    x, t, mask = make_train_batch(self.ds, idx, self.spec, self.augment, rng)
-                    progress = state["step"] / total_steps
-                    if budget is not None:
-                        progress = max(progress, self.elapsed() / max(budget - reserve, 1.0))
-                    for group in optimizer.param_groups:
-                        group["lr"] = one_cycle_lr(progress, opts.lr)
-                    loss = self._step(model, optimizer, scaler, amp_dtype, x, t, mask)
-                    state["step"] += 1
-                    seen += len(idx)
-                    loss_sum += loss * len(idx)
-                    advance(loss)
-            train_seconds = time.monotonic() - epoch_began
-            if seen == 0 and stop_reason:
+            began = time.monotonic()
+            seen, loss_sum, stop_reason = self._train_epoch(loop, epoch)
+            train_seconds = time.monotonic() - began
+            if seen == 0:
                 break
-            val_began = time.monotonic()
-            metrics = evaluate(self.net, self.ds, self.val_idx, self.spec, dist, opts.batch_size)
-            reserve = 1.5 * (time.monotonic() - val_began) + 2.0
-            state["epoch"] = epoch
-            improved = metrics["r"] is not None and (
-                state["best_r"] is None or metrics["r"] > state["best_r"] + MIN_DELTA)
-            if improved:
-                state.update(best_r=metrics["r"], best_epoch=epoch, bad_epochs=0)
-            else:
-                state["bad_epochs"] += 1
-                if state["bad_epochs"] >= opts.patience:
-                    stop_reason = f"no val r gain for {opts.patience} epochs"
-            if not stop_reason and epoch >= opts.epochs:
-                stop_reason = f"{opts.epochs} epochs done"
-            state["elapsed"] = self.elapsed()
-            state["stop_reason"] = stop_reason
-            train_loss = loss_sum / max(seen, 1)
-            self._append_metrics({
-                "epoch": epoch, "step": state["step"], "train_loss": train_loss,
-                "val_loss": metrics["loss"], "val_r": metrics["r"],
-                "val_r_chest": metrics["r_chest"], "val_r_per_lead": metrics["r_per_lead"],
-                "lr": optimizer.param_groups[0]["lr"], "epoch_seconds": round(train_seconds, 2),
-                "train_records_per_second": round(seen * dist.world / max(train_seconds, 1e-9), 1),
-                "seconds": round(state["elapsed"], 2),
-            })
-            self._save("last", optimizer, state, metrics)
-            if improved:
-                self._save("best", optimizer, state, metrics)
-            self._log(f"epoch {epoch}/{opts.epochs}: loss {train_loss:.4f}, val loss "
-                      f"{_fmt(metrics['loss'])}, val r {_fmt(metrics['r'])} (best "
-                      f"{_fmt(state['best_r'])} @ {state['best_epoch']}), {train_seconds:.0f} s")
+            stop_reason = self._end_epoch(loop, epoch, loss_sum / seen, seen / train_seconds,
+                                          train_seconds) or stop_reason
+        self._barrier()  # rank 0 has written its checkpoints
         if not (self.run_dir / "best.pt").exists():
             raise EcgfillError(f"{self.run_dir}: stopped before the first validation; "
-                               "no checkpoint written (raise --max-minutes)")
+                               "no checkpoint written")
         best = load_checkpoint(self.run_dir / "best.pt")["card"]["validation"]
         if stop_reason:
             self._log(f"stopped: {stop_reason}; best val r {_fmt(best['r'])} at epoch "
                       f"{best['epoch']}")
         return TrainResult(self.run_dir, best, state["epoch"], stop_reason)
 
-    def _step(self, model: Any, optimizer: Any, scaler: Any, amp_dtype: Any,
-              x: np.ndarray, t: np.ndarray, mask: np.ndarray) -> float:
+    def _train_epoch(self, loop: _Loop, epoch: int) -> tuple[float, float, str]:
+        """One pass over this rank's shard; (records seen, loss sum, stop reason) over ranks.
+
+        The time limit is checked before every step but the first of an invocation, keeping
+        room for the final validation; the learning rate follows the one-cycle schedule at the
+        larger of the step and the time fraction."""
+        import torch
+
+        opts, dist, state = self.options, self.dist, loop.state
+        loop.sampler.set_epoch(epoch)
+        torch.manual_seed(opts.seed * 100_003 + epoch * 101 + dist.rank)
+        rng = np.random.default_rng([opts.seed, epoch, dist.rank])
+        order = np.fromiter(loop.sampler, dtype=np.int64)
+        reserve = 1.5 * state.get("val_seconds", 0.0) + 2.0
+        seen, loss_sum, stop_reason = 0, 0.0, ""
+        with self.bar.epoch(f"epoch {epoch}/{opts.epochs}", loop.steps_per_epoch) as advance:
+            for lo in range(0, loop.steps_per_epoch * opts.batch_size, opts.batch_size):
+                if (loop.budget is not None and state["step"] > loop.first_step
+                        and dist.any(self.elapsed() + reserve >= loop.budget)):
+                    stop_reason = f"time limit of {opts.max_minutes:g} min"
+                    break
+                idx = self.train_idx[order[lo:lo + opts.batch_size]]
+                x, t, mask = make_train_batch(self.ds, idx, self.spec, self.augment, rng)
+                progress = state["step"] / loop.total_steps
+                if loop.budget is not None:
+                    progress = max(progress, self.elapsed() / max(loop.budget - reserve, 1.0))
+                for group in loop.optimizer.param_groups:
+                    group["lr"] = one_cycle_lr(progress, opts.lr)
+                loss = self._step(loop, x, t, mask)
+                state["step"] += 1
+                seen += len(idx)
+                loss_sum += loss * len(idx)
+                advance(loss)
+        seen_all, loss_all = dist.all_sum(np.array([seen, loss_sum]))
+        return float(seen_all), float(loss_all), stop_reason
+
+    def _end_epoch(self, loop: _Loop, epoch: int, train_loss: float, records_per_second: float,
+                   train_seconds: float) -> str:
+        """Validate, log, checkpoint; returns a stop reason (early stop, last epoch) or ''."""
+        opts, state = self.options, loop.state
+        began = time.monotonic()
+        metrics = evaluate(self.net, self.ds, self.val_idx, self.spec, self.dist,
+                           opts.batch_size)
+        state["val_seconds"] = time.monotonic() - began
+        state["epoch"] = epoch
+        improved = metrics["r"] is not None and (
+            state["best_r"] is None or metrics["r"] > state["best_r"] + MIN_DELTA)
+        stop_reason = ""
+        if improved:
+            state.update(best_r=metrics["r"], best_epoch=epoch, bad_epochs=0)
+        else:
+            state["bad_epochs"] += 1
+            if state["bad_epochs"] >= opts.patience:
+                stop_reason = f"no val r gain for {opts.patience} epochs"
+        if not stop_reason and epoch >= opts.epochs:
+            stop_reason = f"{opts.epochs} epochs done"
+        state.update(elapsed=self.elapsed(), stop_reason=stop_reason)
+        self._append_metrics({
+            "epoch": epoch, "step": state["step"], "train_loss": train_loss,
+            "val_loss": metrics["loss"], "val_r": metrics["r"],
+            "val_r_chest": metrics["r_chest"], "val_r_per_lead": metrics["r_per_lead"],
+            "lr": loop.optimizer.param_groups[0]["lr"], "epoch_seconds": round(train_seconds, 2),
+            "train_records_per_second": round(records_per_second, 1),
+            "seconds": round(state["elapsed"], 2),
+        })
+        self._save("last", loop.optimizer, state, metrics)
+        if improved:
+            self._save("best", loop.optimizer, state, metrics)
+        self._log(f"epoch {epoch}/{opts.epochs}: loss {train_loss:.4f}, val loss "
+                  f"{_fmt(metrics['loss'])}, val r {_fmt(metrics['r'])} (best "
+                  f"{_fmt(state['best_r'])} @ {state['best_epoch']}), {train_seconds:.0f} s")
+        return stop_reason
+
+    def _step(self, loop: _Loop, x: np.ndarray, t: np.ndarray, mask: np.ndarray) -> float:
+        """One optimiser step (AMP on CUDA, gradient clipping); returns the loss."""
         import torch
 
         device = self.dist.device
         xt, tt, mt = (torch.from_numpy(a).to(device, non_blocking=True) for a in (x, t, mask))
-        with torch.autocast(device.type, dtype=amp_dtype or torch.bfloat16,
-                            enabled=amp_dtype is not None):
-            loss = model(xt, tt, mt)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.unscale_(optimizer)
+        with torch.autocast(device.type, dtype=loop.amp_dtype or torch.bfloat16,
+                            enabled=loop.amp_dtype is not None):
+            loss = loop.model(xt, tt, mt)
+        loop.optimizer.zero_grad(set_to_none=True)
+        loop.scaler.scale(loss).backward()
+        loop.scaler.unscale_(loop.optimizer)
         torch.nn.utils.clip_grad_norm_(self.net.parameters(), self.options.grad_clip)
-        scaler.step(optimizer)
-        scaler.update()
+        loop.scaler.step(loop.optimizer)
+        loop.scaler.update()
         return float(loss.detach())
+
+
+@dataclass
+class _Loop:
+    """What the gradient-training loop carries from epoch to epoch."""
+
+    model: Any  # the loss module, DDP-wrapped under torchrun
+    optimizer: Any
+    scaler: Any
+    amp_dtype: Any
+    sampler: Any
+    steps_per_epoch: int
+    total_steps: int
+    budget: float | None  # seconds, over all invocations of the run
+    first_step: int  # at least one step per invocation, so there is always a checkpoint
+    state: dict[str, Any]
+
+    @classmethod
+    def create(cls, trainer: Trainer, payload: dict[str, Any] | None) -> _Loop:
+        import torch
+        from torch.utils.data import DistributedSampler
+
+        from ecgfill.models.linear import TrainingObjective
+
+        opts, dist = trainer.options, trainer.dist
+        model: Any = TrainingObjective(trainer.net)
+        if dist.active:
+            from torch.nn.parallel import DistributedDataParallel
+
+            model = DistributedDataParallel(
+                model, device_ids=[dist.device.index] if dist.device.type == "cuda" else None)
+        optimizer = torch.optim.AdamW(trainer.net.parameters(), lr=opts.lr,
+                                      weight_decay=opts.weight_decay)
+        state: dict[str, Any] = {"epoch": 0, "step": 0, "best_r": None, "best_epoch": 0,
+                                 "bad_epochs": 0, "stop_reason": "", "val_seconds": 0.0}
+        if payload is not None:
+            optimizer.load_state_dict(payload["optimizer"])
+            state.update(payload["train_state"])
+        amp_dtype = None
+        if dist.device.type == "cuda":
+            amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        steps_per_epoch = max(1, len(trainer.train_idx) // (opts.batch_size * dist.world))
+        return cls(
+            model=model, optimizer=optimizer,
+            scaler=torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16),
+            amp_dtype=amp_dtype,
+            sampler=DistributedSampler(range(len(trainer.train_idx)), num_replicas=dist.world,
+                                       rank=dist.rank, shuffle=True, seed=opts.seed,
+                                       drop_last=True),
+            steps_per_epoch=steps_per_epoch, total_steps=opts.epochs * steps_per_epoch,
+            budget=opts.max_minutes * 60 if opts.max_minutes else None,
+            first_step=int(state["step"]), state=state,
+        )
 
 
 def train(options: TrainOptions) -> TrainResult:
