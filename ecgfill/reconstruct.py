@@ -213,6 +213,9 @@ def reconstruct_job(settings: ReconstructSettings, job: Job) -> Outcome:
         first = reader.read(*windows[0][:2])
         model, view, notes = plan_record(first, settings)
         samples = settings.uncertainty_samples if model is not None else 0
+        if samples > 1 and not model.stochastic:
+            notes.append(f"model {model.name} is deterministic: no spread written (--uncertainty needs a vae)")
+            samples = 0
         spread_base = Path(str(job.output) + "_spread")
         side_writer = _maybe_writer(spread_base, job.fmt, n, samples)
         with open_writer(job.output, job.fmt, n) as out, side_writer as side:

@@ -13,6 +13,7 @@ from ecgfill.io.names import normalize_lead_name
 from ecgfill.record import ECGRecord
 
 FIXED_HEADER_BYTES = 256
+RATE_DECIMALS = 6  # sampling rates are rounded to 1 µHz
 SAMPLES_FIELD = 216  # per-signal "samples per data record" fields start at 256 + ns * 216
 
 
@@ -41,7 +42,9 @@ class EdfReader:
     def _open(self) -> None:
         reader = self._reader
         labels = [label.strip() for label in reader.getSignalLabels()]
-        rates = [float(reader.getSampleFrequency(i)) for i in range(len(labels))]
+        # samples / duration in floating point: 7 / 0.28 s gives 24.999999999999996 Hz
+        rates = [round(float(reader.getSampleFrequency(i)), RATE_DECIMALS)
+                 for i in range(len(labels))]
         self.ecg = [i for i, label in enumerate(labels) if normalize_lead_name(label) is not None]
         if not self.ecg:
             raise RecordError(self.path, f"no standard ECG leads found (channels: {', '.join(labels)})")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import os
 import warnings
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -23,19 +24,34 @@ PHYSICAL_MAX_MV = DIGITAL_MAX / GAIN_PER_MV
 
 
 MAX_RECORD_BYTES = 61440  # EDF's recommended upper bound for one data record
+MAX_RECORD_SECONDS = 60.0  # pyedflib's bounds on a data record's duration
+MIN_RECORD_SECONDS = 0.001
+DURATION_TICKS_PER_SECOND = 100_000  # EDF headers store the duration in steps of 10 µs
+
+
+def exact_record_unit(fs: float) -> int:
+    """The fewest samples whose duration EDF stores exactly (a whole number of 10 µs steps), so
+    the rate read back is ``fs`` itself; 1 when that would exceed a data record's limits."""
+    rate = Fraction(fs).limit_denominator(10_000)
+    unit = (rate / math.gcd(rate.numerator, rate.denominator * DURATION_TICKS_PER_SECOND)).numerator
+    return unit if unit <= MAX_RECORD_SECONDS * fs else 1
 
 
 def data_record_samples(n_samples: int | None, fs: float, n_leads: int) -> int:
-    """Samples per data record: a divisor of ``n_samples`` that keeps records small, so nothing
-    needs padding; one second of signal when the length is unknown or has no useful divisor."""
-    limit = max(1, MAX_RECORD_BYTES // (2 * n_leads))
-    second = max(1, min(int(fs), limit))
+    """Samples per data record: a multiple of :func:`exact_record_unit` that keeps records small
+    (bytes and duration) and, when possible, divides ``n_samples`` so nothing needs padding;
+    about one second of signal when the length is unknown or has no useful divisor."""
+    unit = exact_record_unit(fs)
+    lowest = max(unit, math.ceil(MIN_RECORD_SECONDS * fs / unit) * unit)
+    limit = min(MAX_RECORD_BYTES // (2 * n_leads), math.floor(MAX_RECORD_SECONDS * fs))
+    limit = max(lowest, limit // unit * unit)
+    second = min(limit, max(lowest, round(fs / unit) * unit))
     if not n_samples:
         return second
     best = max(
         (d for k in range(1, math.isqrt(n_samples) + 1) if n_samples % k == 0
-         for d in (k, n_samples // k) if d <= limit),
-        default=1,
+         for d in (k, n_samples // k) if d <= limit and d >= lowest and d % unit == 0),
+        default=0,
     )
     return best if best * 10 >= second else second
 
@@ -74,7 +90,10 @@ class EdfWriter:
         with warnings.catch_warnings():  # pyedflib warns about every forced record duration
             warnings.simplefilter("ignore", UserWarning)
             writer = pyedflib.EdfWriter(str(self._temp), len(record.leads), pyedflib.FILETYPE_EDFPLUS)
-            writer.setDatarecordDuration(self._spr / fs)
+            # pyedflib truncates duration * 1e5 (2.3 s became 2.29999 s): aim inside the step
+            ticks = round(self._spr / fs * DURATION_TICKS_PER_SECOND)
+            writer.setDatarecordDuration(
+                min((ticks + 1e-4) / DURATION_TICKS_PER_SECOND, MAX_RECORD_SECONDS))
             writer.setSignalHeaders([
                 {"label": f"ECG {name}", "dimension": "mV", "sample_frequency": fs,
                  "physical_min": -PHYSICAL_MAX_MV, "physical_max": PHYSICAL_MAX_MV,
