@@ -161,8 +161,20 @@ def _report(outcome: Outcome, summary: Summary, json_output: bool) -> None:
 
 
 def print_summary(summary: Summary) -> None:
+    """The final summary on stderr: a table on a terminal, one greppable line elsewhere."""
     total = summary.ok + summary.skipped + summary.failed
     rate = (summary.ok / summary.seconds) if summary.seconds > 0 else 0.0
+    if console.progress_enabled():
+        from rich.table import Table
+
+        table = Table(show_header=True, header_style="bold")
+        for column in ("records", "ok", "skipped", "failed", "seconds", "records/s"):
+            table.add_column(column, justify="right")
+        failed = f"[red]{summary.failed}[/]" if summary.failed else "0"
+        table.add_row(str(total), str(summary.ok), str(summary.skipped), failed,
+                      f"{summary.seconds:.1f}", f"{rate:.1f}")
+        console.stderr.print(table)
+        return
     console.info(
         f"{total} records: {summary.ok} ok, {summary.skipped} skipped (already done), "
         f"{summary.failed} failed in {summary.seconds:.1f} s ({rate:.1f} records/s)"
