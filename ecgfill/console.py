@@ -44,10 +44,13 @@ def progress_enabled() -> bool:
 
 
 @contextmanager
-def progress(description: str, total: int | None) -> Iterator[Any]:
-    """A rich progress bar on a terminal; a no-op object elsewhere. Yields ``advance(n=1)``."""
+def progress(
+    description: str, total: int | None, *, fields: tuple[str, ...] = (), transient: bool = False
+) -> Iterator[Any]:
+    """A rich progress bar on a terminal; a no-op elsewhere. Yields ``advance(n=1, **fields)``,
+    where ``fields`` are extra labelled values shown beside the bar (e.g. ``loss``)."""
     if not progress_enabled():
-        yield lambda n=1: None
+        yield lambda n=1, **values: None
         return
     from rich.progress import (
         BarColumn,
@@ -58,17 +61,12 @@ def progress(description: str, total: int | None) -> Iterator[Any]:
         TimeRemainingColumn,
     )
 
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=stderr,
-        transient=False,
-    ) as bar:
-        task = bar.add_task(description, total=total)
-        yield lambda n=1: bar.advance(task, n)
+    extra = [TextColumn(f"{name} {{task.fields[{name}]}}") for name in fields]
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), *extra,
+               TimeElapsedColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=stderr, transient=transient) as bar:
+        task = bar.add_task(description, total=total, **dict.fromkeys(fields, "-"))
+        yield lambda n=1, **values: bar.update(task, advance=n, **values)
 
 
 def track(items: Iterable[T], description: str, total: int | None = None) -> Iterator[T]:

@@ -4,11 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
 from ecgfill.errors import UsageError
+
+# Parameters shared by the commands that turn input records into output records.
+Inputs = Annotated[
+    list[str],
+    typer.Argument(help="Record files, directories (recursive), globs, or '-' for paths on stdin."),
+]
+OutputDir = Annotated[Path, typer.Argument(help="Output directory; mirrors the input tree.")]
+Overwrite = Annotated[bool, typer.Option("--overwrite", help="Redo records whose output exists.")]
+OutputFormat = Annotated[str, typer.Option("--format", help="Output format: wfdb or edf.")]
+Workers = Annotated[int, typer.Option("--workers", "-j", min=1, help="Parallel worker processes.")]
+JsonOutput = Annotated[bool, typer.Option("--json", help="One JSON object per record on stdout.")]
 
 
 def run_file_batch(
@@ -59,8 +70,8 @@ def _check_output_dir(output_dir: Path) -> None:
         raise EcgfillError(f"{output_dir}: output directory is not writable")
 
 
-def parse_leads(text: str | None) -> tuple[str, ...] | None:
-    """``--leads I,II,V4`` into canonical names (aliases accepted)."""
+def parse_leads(text: str | None, option: str = "--leads") -> tuple[str, ...] | None:
+    """``--leads I,II,V4`` into canonical names (aliases accepted); UsageError names ``option``."""
     if text is None:
         return None
     from ecgfill.io.names import parse_lead_list
@@ -68,7 +79,7 @@ def parse_leads(text: str | None) -> tuple[str, ...] | None:
     try:
         return parse_lead_list(text)
     except ValueError as exc:
-        raise UsageError(f"--leads: {exc}") from None
+        raise UsageError(f"{option}: {exc}") from None
 
 
 def parse_shard(text: str | None) -> tuple[int, int] | None:

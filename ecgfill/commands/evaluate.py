@@ -47,7 +47,8 @@ def command(
     ),
     plot_dir: Path = typer.Option(
         None, "--plot", help="Write PNG figures here: per-lead distributions and 12-lead "
-        "printouts of the worst (and --plot-records) records. Needs matplotlib.",
+        "printouts of the worst (and --plot-records) records, and ROC curves with --diagnostic. "
+        "Needs matplotlib.",
     ),
     plot_records: str = typer.Option(
         None, "--plot-records", help="Comma-separated record names to plot as 12-lead printouts."
@@ -65,6 +66,20 @@ def command(
     limit: int = typer.Option(None, "--limit", min=1, help="Evaluate at most this many records."),
     backend: str = typer.Option("onnx", "--backend", help="onnx (CPU default) or torch."),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+    diagnostic: bool = typer.Option(
+        False, "--diagnostic", help="Also score diagnosis: the shipped 12-lead classifier's AUROC "
+        "(NORM, MI, STTC, CD, HYP) on real, reconstructed and input-only records (other leads "
+        "zeroed), ΔAUROC with bootstrap CIs, non-inferiority at margin 0.05, and the FID of its "
+        "features. Needs --labels.",
+    ),
+    labels: Path = typer.Option(
+        None, "--labels", help="Label file for --diagnostic, PTB-XL layout (ecg_id, scp_codes), "
+        "with scp_statements.csv beside it; records without labels are left out and counted.",
+    ),
+    classifier: str = typer.Option(
+        None, "--classifier", help="Classifier for --diagnostic: a name or a path to its card, "
+        ".onnx or .pt (default: classifier-ptbxl-superclass).",
+    ),
 ) -> None:
     from ecgfill import console
     from ecgfill.errors import EcgfillError, UsageError
@@ -78,10 +93,13 @@ def command(
     if split is not None and split not in SPLITS:
         raise UsageError(f"--split must be one of {', '.join(SPLITS)}, not {split!r}")
     keep_names = frozenset(n.strip() for n in (plot_records or "").split(",") if n.strip())
+    collector = _diagnostic_collector(diagnostic, labels, classifier, backend,
+                                      2 if compare and reconstructed is None else 1)
     with console.progress("Evaluating", None) as advance:
         options = EvaluateOptions(
             features=features, limit=limit, keep_worst=plot_worst if plot_dir else 0,
             keep_names=keep_names if plot_dir else frozenset(), progress=advance,
+            observe=collector.observe if collector else None,
         )
         if reconstructed is not None:
             given = [flag for flag, value in (("--model", model), ("--input-leads", input_leads),
@@ -95,6 +113,17 @@ def command(
     primary = evaluations[0]
     report = build_report(primary, n_boot=bootstrap, seed=seed,
                           compare=evaluations[1] if len(evaluations) > 1 else None)
+    diagnostic_sets = collector.results() if collector is not None else []
+    if diagnostic_sets:
+        from ecgfill.evaluate.diagnostic import diagnostic_report
+
+        if not diagnostic_sets[0].names:
+            console.warn(f"--diagnostic: no evaluated record has a superclass label in {labels} "
+                         "(record names must carry PTB-XL ecg_ids, e.g. 00001_lr or HR00001)")
+        blocks = [diagnostic_report(s, bootstrap, seed) for s in diagnostic_sets]
+        report["diagnostic"] = blocks[0]
+        if len(blocks) > 1 and "comparison" in report:
+            report["comparison"]["report"]["diagnostic"] = blocks[1]
     print_report(report)
     if csv_path is not None:
         from ecgfill.evaluate.report import write_csv
@@ -105,6 +134,16 @@ def command(
         from ecgfill.evaluate.plots import write_plots
 
         written = write_plots(evaluations, plot_dir)
+        if diagnostic_sets:
+            from ecgfill.evaluate.diagnostic import plot_roc
+
+            for k, (result, evaluation) in enumerate(zip(diagnostic_sets, evaluations,
+                                                         strict=True)):
+                if result.names:
+                    suffix = "" if k == 0 else f"_{k + 1}"
+                    written.append(plot_roc(result, plot_dir / f"diagnostic_roc{suffix}.png",
+                                            f"{evaluation.model}: diagnostic ROC on "
+                                            f"{len(result.names)} labelled records"))
         console.info(f"wrote {len(written)} figures to {plot_dir}")
     if json_output:
         console.emit_json(report)
@@ -114,23 +153,41 @@ def command(
         raise typer.Exit(console.EXIT_FAILED)
 
 
-def _parse_leads(text: str | None) -> tuple[str, ...] | None:
-    if text is None:
+def _diagnostic_collector(
+    diagnostic: bool, labels: Path | None, classifier: str | None, backend: str, n_models: int
+) -> Any:
+    """The classifier-output collector for --diagnostic (None without it); checks the options."""
+    from ecgfill.errors import ModelError, UsageError
+
+    if not diagnostic:
+        given = [flag for flag, value in (("--labels", labels), ("--classifier", classifier))
+                 if value]
+        if given:
+            raise UsageError(f"{', '.join(given)} needs --diagnostic")
         return None
-    from ecgfill.errors import UsageError
-    from ecgfill.io.names import parse_lead_list
+    if labels is None:
+        raise UsageError("--diagnostic needs --labels (e.g. ptbxl_database.csv)")
+    from ecgfill.evaluate.diagnostic import (
+        DEFAULT_CLASSIFIER,
+        DiagnosticCollector,
+        load_classifier,
+        load_superclass_labels,
+    )
 
     try:
-        return parse_lead_list(text)
-    except ValueError as exc:
-        raise UsageError(f"--input-leads: {exc}") from None
+        loaded = load_classifier(classifier or DEFAULT_CLASSIFIER, backend=backend)
+    except ModelError as exc:
+        raise UsageError(f"--classifier: {exc}") from None
+    return DiagnosticCollector(loaded, load_superclass_labels(labels), n_models=n_models)
 
 
 def _load_models(
     model: str | None, input_leads: str | None, compare: str | None, backend: str, device: str
 ) -> list[Any]:
     """The model to evaluate (and the one to compare with), checked against --input-leads."""
-    leads = _parse_leads(input_leads)
+    from ecgfill.commands._batch import parse_leads
+
+    leads = parse_leads(input_leads, "--input-leads")
     primary = _load(model or "auto", leads, backend, device, "--model")
     if leads is None:
         leads = tuple(primary.input_leads)

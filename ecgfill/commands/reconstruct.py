@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import typer
 
+from ecgfill.commands._batch import Inputs, JsonOutput, OutputDir, OutputFormat, Overwrite, Workers
 from ecgfill.commands._common import handle_errors
 
 NAME = "reconstruct"
@@ -18,10 +17,8 @@ HELP = (
 
 @handle_errors
 def command(
-    inputs: list[str] = typer.Argument(
-        ..., help="Record files, directories (recursive), globs, or '-' for paths on stdin."
-    ),
-    output_dir: Path = typer.Argument(..., help="Output directory; mirrors the input tree."),
+    inputs: Inputs,
+    output_dir: OutputDir,
     model: str = typer.Option(
         "auto", "--model", "-m",
         help="'auto' picks the shipped model for each record's measured leads; or a model name or path.",
@@ -33,17 +30,17 @@ def command(
     backend: str = typer.Option("onnx", "--backend", help="onnx (CPU default) or torch."),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
     threads: int = typer.Option(None, "--threads", min=1, help="Inference threads per worker."),
-    workers: int = typer.Option(1, "--workers", "-j", min=1, help="Parallel worker processes."),
+    workers: Workers = 1,
     shard: str = typer.Option(
         None, "--shard", help="i/N: process only the i-th of N stable slices of the sorted inputs."
     ),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Redo records whose output exists."),
+    overwrite: Overwrite = False,
     uncertainty: int = typer.Option(
         0, "--uncertainty", min=0,
         help="VAE models: draw this many samples and write <record>_spread with the per-lead spread.",
     ),
-    output_format: str = typer.Option("wfdb", "--format", help="Output format: wfdb or edf."),
-    json_output: bool = typer.Option(False, "--json", help="One JSON object per record on stdout."),
+    output_format: OutputFormat = "wfdb",
+    json_output: JsonOutput = False,
 ) -> None:
     from functools import partial
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ecgfill import __version__
+from ecgfill.io.atomic import AtomicWriter
 from ecgfill.io.wfdb_writer import DIGITAL_MAX, GAIN_PER_MV, provenance_lines, to_digital
 from ecgfill.record import ECGRecord
 
@@ -56,7 +57,7 @@ def data_record_samples(n_samples: int | None, fs: float, n_leads: int) -> int:
     return best if best * 10 >= second else second
 
 
-class EdfWriter:
+class EdfWriter(AtomicWriter):
     """Writes an EDF+ file chunk by chunk to a temporary name, renamed on close."""
 
     def __init__(self, base: str | Path, n_samples: int | None = None) -> None:
@@ -123,16 +124,3 @@ class EdfWriter:
         if self._writer is not None:
             self._writer.close()
         self._temp.unlink(missing_ok=True)
-
-    def __enter__(self) -> EdfWriter:
-        return self
-
-    def __exit__(self, exc_type: object, *rest: object) -> None:
-        if exc_type is None:
-            try:
-                self.close()
-            except BaseException:
-                self.abort()
-                raise
-        else:
-            self.abort()

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ecgfill import __version__
+from ecgfill.io.atomic import AtomicWriter
 from ecgfill.io.channels import provenance_comments
 from ecgfill.record import ECGRecord
 
@@ -71,7 +72,7 @@ def provenance_lines(record: ECGRecord) -> list[str]:
     return [summary, *provenance_comments(origins, record.model)]
 
 
-class WfdbWriter:
+class WfdbWriter(AtomicWriter):
     """Writes a record chunk by chunk (bounded memory), atomically.
 
     Data go to a hidden temporary file; :meth:`close` writes the header (checksums and initial
@@ -119,16 +120,3 @@ class WfdbWriter:
         self._data.close()
         for temp in self._temps:
             temp.unlink(missing_ok=True)
-
-    def __enter__(self) -> WfdbWriter:
-        return self
-
-    def __exit__(self, exc_type: object, *rest: object) -> None:
-        if exc_type is None:
-            try:
-                self.close()
-            except BaseException:
-                self.abort()
-                raise
-        else:
-            self.abort()

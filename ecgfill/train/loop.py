@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from ecgfill import __version__
-from ecgfill.console import info, progress_enabled, stderr
+from ecgfill.console import info, progress, progress_enabled
 from ecgfill.errors import EcgfillError, UsageError
 from ecgfill.leads import CHEST_LEADS
 from ecgfill.models.base import (
@@ -374,20 +374,8 @@ class _Bar:
         if not self.enabled:
             yield lambda loss: None
             return
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                      TextColumn("loss {task.fields[loss]}"), TimeElapsedColumn(),
-                      TimeRemainingColumn(), console=stderr, transient=True) as bar:
-            task = bar.add_task(label, total=total, loss="-")
-            yield lambda loss: bar.update(task, advance=1, loss=f"{loss:.4f}")
+        with progress(label, total, fields=("loss",), transient=True) as advance:
+            yield lambda loss: advance(loss=f"{loss:.4f}")
 
 
 class Trainer:
