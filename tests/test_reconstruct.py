@@ -162,3 +162,24 @@ def test_torch_and_onnx_backends_agree(models_env: Path, inputs: Path, tmp_path:
     run(str(inputs / "patch/a.hea"), str(tmp_path / "torch"), "--backend", "torch")
     a, b = read_record(tmp_path / "onnx/a.hea"), read_record(tmp_path / "torch/a.hea")
     assert np.abs(a.signal - b.signal).max() <= 1e-3 + 1e-6  # same µV after rounding, ±1 digit
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("leads", [("I", "II", "V4"), ("II", "V1", "V5")])
+def test_ptbxl_500hz_masked_records_reconstruct(shared_data: Path, tmp_path: Path,
+                                                 leads: tuple[str, ...]) -> None:
+    """PTB-XL 500 Hz originals masked to three leads reconstruct with the shipped models."""
+    headers = sorted((shared_data / "ptb-xl/records500-cinc2021").glob("*.hea"))[:8]
+    for hea in headers:
+        write_record(read_record(hea).select(list(leads)), tmp_path / "masked" / hea.stem)
+    code, lines, stderr = run(str(tmp_path / "masked"), str(tmp_path / "out"), "--json")
+    assert code == 0, stderr
+    assert len(lines) == len(headers)
+    for line, hea in zip(sorted(lines, key=lambda o: o["input"]), headers, strict=True):
+        full = read_record(hea)
+        out = read_record(Path(line["output"]).with_suffix(".hea"))
+        assert out.leads == STANDARD_LEADS and out.fs == 500.0 and out.n_samples == full.n_samples
+        for name in leads:
+            assert np.abs(out.lead(name) - full.lead(name)).max() <= 0.0005 + 1e-6
+        assert sorted(line["leads_reconstructed"] + line["leads_derived"] + list(leads)) == sorted(
+            STANDARD_LEADS)
