@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ecgfill.dsp import true_runs
 from ecgfill.record import ECGRecord
 
 AMPLITUDE_LIMIT_MV = 10.0  # beyond this from the baseline, a sample is not cardiac
@@ -62,7 +63,7 @@ def _lead_warnings(name: str, row: np.ndarray, fs: float) -> list[str]:
         out.append(f"lead {name} is flat for {flat_seconds:.1f} s of {row.size / fs:.1f} s: "
                    "electrode off?")
     edge = round(CLIP_EDGE_SECONDS * fs)
-    inner = row[edge:-edge] if row.size > 4 * edge else row
+    inner = row[edge : row.size - edge] if row.size > 4 * edge else row
     clipped = _clipped(inner[np.isfinite(inner)], fs)
     if clipped is not None:
         level, count = clipped
@@ -91,11 +92,7 @@ def _flat_seconds(row: np.ndarray, fs: float) -> float:
         valid = np.isfinite(blocks).any(axis=1)
         safe = np.where(valid[:, None], blocks, 0.0)
         span = np.nanmax(safe, axis=1) - np.nanmin(safe, axis=1)
-    flat = valid & (span < FLAT_MV)
-    longest = run = 0
-    for is_flat in flat:
-        run = run + 1 if is_flat else 0
-        longest = max(longest, run)
+    longest = max((stop - start for start, stop in true_runs(valid & (span < FLAT_MV))), default=0)
     return longest * block / fs
 
 

@@ -246,6 +246,20 @@ def record_line_huge_signal_count(folder: Path) -> Path:
     return edit_record_line(write_wfdb(folder), 1, "99999999")
 
 
+@case(error=r"corrupt header: record line holds '²'")
+def record_line_superscript_digit(folder: Path) -> Path:
+    """'²'.isdigit() is True but int('²') fails; wfdb-python drops the character instead.
+    A record line is ASCII: anything else is refused by name."""
+    return edit_record_line(write_wfdb(folder), 1, "²")
+
+
+@case(error=r"segment count 'x' is not a number")
+def record_line_bad_segment_count(folder: Path) -> Path:
+    """Found by the fuzzer: a '/' made the record multi-segment for one check, not for
+    wfdb-python (whose pattern needs digits after it)."""
+    return edit_record_line(write_wfdb(folder), 0, f"{NAME}/x")
+
+
 @case(error=r"sampling frequency 'fast' is not a positive number")
 def record_line_fs_not_a_number(folder: Path) -> Path:
     return edit_record_line(write_wfdb(folder), 2, "fast")
@@ -475,6 +489,30 @@ def signal_data_absolute_path(folder: Path) -> Path:
     return edit_signal_field(write_wfdb(folder), 0, "/etc/hostname")
 
 
+@case(error=r"data file x{256}\.dat cannot be read \(File name too long\)")
+def signal_data_name_too_long(folder: Path) -> Path:
+    """Found by the fuzzer: a name the file system refuses (over 255 bytes) in a header that
+    also needs rewriting (a bad date) crashed the rewrite's existence check."""
+    header = edit_header_text(write_wfdb(folder), f"{NAME} 3 250 1000\n",
+                              f"{NAME} 3 250 1000 25:61:00\n")
+    return edit_signal_field(header, 0, "x" * 256 + ".dat")
+
+
+@case(error=r"signal line 1: data file '\.dat' is not a plain file name")
+def signal_data_name_not_ascii(folder: Path) -> Path:
+    """Found by the fuzzer: wfdb-python drops non-ASCII characters ('ÿ.dat' becomes '.dat'),
+    so the checks must look at the header the same way or they check another file."""
+    return edit_signal_field(write_wfdb(folder), 0, "ÿ.dat")
+
+
+@case(error=r"signal line 1: storage format '161000\(0\)/mV' is not valid")
+def signal_non_breaking_space(folder: Path) -> Path:
+    """Found by the fuzzer: Python splits on a no-break space, wfdb-python drops it and reads
+    '16' and '1000' as one format field; the checks must see what wfdb-python sees."""
+    header = write_wfdb(folder)
+    return edit_header_text(header, f"{NAME}.dat 16 1000(0)/mV", f"{NAME}.dat 16\u00a01000(0)/mV")
+
+
 @case(error=r"corrupt header: segment r is the record itself")
 def multi_segment_refers_to_itself(folder: Path) -> Path:
     header = folder / f"{NAME}.hea"
@@ -482,11 +520,81 @@ def multi_segment_refers_to_itself(folder: Path) -> Path:
     return header
 
 
-@case(error=r"missing data file r_1\.hea")
+@case(error=r"missing segment header r_1\.hea")
 def multi_segment_missing_segment(folder: Path) -> Path:
     write_record(valid_record(), folder / f"{NAME}_0")
     header = folder / f"{NAME}.hea"
     header.write_text(f"{NAME}/2 3 250 2000\n{NAME}_0 1000\n{NAME}_1 1000\n")
+    return header
+
+
+@case()
+def multi_segment_valid(folder: Path) -> Path:
+    for k in range(2):
+        write_record(valid_record(), folder / f"{NAME}_{k}")
+    header = folder / f"{NAME}.hea"
+    header.write_text(f"{NAME}/2 3 250 2000\n{NAME}_0 1000\n{NAME}_1 1000\n")
+    return header
+
+
+@case(warning=r"lead I has 1000 non-finite samples \(50\.0%\)")
+def multi_segment_variable_layout(folder: Path) -> Path:
+    """A layout segment (length 0, no data) then segments with different leads; lead I is
+    missing from the second, which reads as NaN."""
+    record = valid_record()
+    write_record(record, folder / f"{NAME}_1")
+    write_record(record.select(["II", "V2"]), folder / f"{NAME}_2")
+    layout = [f"~ 0 1000/mV 16 0 0 0 0 {lead}" for lead in LEADS]
+    (folder / f"{NAME}_layout.hea").write_text("\n".join([f"{NAME}_layout 3 250 0", *layout]) + "\n")
+    header = folder / f"{NAME}.hea"
+    header.write_text(f"{NAME}/3 3 250 2000\n{NAME}_layout 0\n{NAME}_1 1000\n{NAME}_2 1000\n")
+    return header
+
+
+@case(error=r"declares 3 segments but has 2 lines")
+def multi_segment_wrong_segment_count(folder: Path) -> Path:
+    write_record(valid_record(), folder / f"{NAME}_0")
+    header = folder / f"{NAME}.hea"
+    header.write_text(f"{NAME}/3 3 250 1000\n{NAME}_0 1000\n{NAME}_0 0\n")
+    return header
+
+
+@case(error=r"segments hold 1000 samples, the record 1500")
+def multi_segment_lengths_disagree(folder: Path) -> Path:
+    write_record(valid_record(), folder / f"{NAME}_0")
+    header = folder / f"{NAME}.hea"
+    header.write_text(f"{NAME}/1 3 250 1500\n{NAME}_0 1000\n")
+    return header
+
+
+@case(error=r"zero-length record")
+def multi_segment_layout_only(folder: Path) -> Path:
+    """Found by the fuzzer: only a layout segment (no samples) crashed the conversion."""
+    (folder / f"{NAME}_layout.hea").write_text(
+        "\n".join([f"{NAME}_layout 3 250 0", *(f"~ 0 1000/mV 16 0 0 0 0 {n}" for n in LEADS)]) + "\n"
+    )
+    header = folder / f"{NAME}.hea"
+    header.write_text(f"{NAME}/1 3 250\n{NAME}_layout 0\n")
+    return header
+
+
+@case(error=r"segment r_0 is itself multi-segment")
+def multi_segment_nested(folder: Path) -> Path:
+    (folder / f"{NAME}_0.hea").write_text(f"{NAME}_0/1 3 250 1000\n{NAME}_1 1000\n")
+    write_record(valid_record(), folder / f"{NAME}_1")
+    header = folder / f"{NAME}.hea"
+    header.write_text(f"{NAME}/1 3 250 1000\n{NAME}_0 1000\n")
+    return header
+
+
+@case(error=r"segment r_0: data file r_0\.dat is not a regular file")
+def multi_segment_fifo_data(folder: Path) -> Path:
+    """wfdb-python opens segment data itself: a FIFO there must be caught beforehand."""
+    write_record(valid_record(), folder / f"{NAME}_0")
+    (folder / f"{NAME}_0.dat").unlink()
+    os.mkfifo(folder / f"{NAME}_0.dat")
+    header = folder / f"{NAME}.hea"
+    header.write_text(f"{NAME}/1 3 250 1000\n{NAME}_0 1000\n")
     return header
 
 

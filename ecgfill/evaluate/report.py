@@ -44,6 +44,22 @@ truth and reconstruction over matched beats: ``hr_bpm``, ``pr_ms``, ``qrs_ms``, 
 *paired* object is over records scored by both: ``{"mean_diff", "median_diff", "ci95", "n",
 "wilcoxon_p", "cohens_d"}``, differences being this model minus the other.
 
+``"diagnostic"`` (with ``--diagnostic``; see :mod:`ecgfill.evaluate.diagnostic`): the shipped
+12-lead classifier on the labelled records, three ways: ``real`` (the references), ``reconstructed``
+and ``input_only`` (the input leads with every other lead zeroed).
+  ``macro_auroc``: set -> macro AUROC (mean over the classes NORM, MI, STTC, CD, HYP);
+  ``macro_auroc_ci95``: set -> percentile-bootstrap 95% interval (records resampled, paired).
+  ``per_class``: class -> ``{"real", "reconstructed", "input_only", "ci95": {set: [lo, hi]},
+  "delta": {"reconstructed"|"input_only": {"value", "ci95"}}, "n_positive"}``.
+  ``delta_macro_auroc``: ``reconstructed``/``input_only`` -> ``{"value", "ci95"}``, minus real.
+  ``non_inferior``: lower bound of the reconstructed − real macro ΔAUROC interval > −``margin``
+  (0.05); ``null`` without bootstrap. ``fid``: Fréchet distance between the classifier's
+  penultimate features on real and reconstructed records (``fid_input_only``: real vs input only).
+  ``n_labelled`` (records used), ``n_left_out`` (``unlabelled``: no row in the label file or no
+  ecg_id in the name; ``no_superclass``: no diagnostic superclass), ``classifier``, ``classes``,
+  ``labels``, ``label_rule``, ``bootstrap``, ``seed``. With ``--compare`` the other model's block
+  is ``comparison.report.diagnostic``.
+
 ``"failures"``: ``[{"record", "error"}]`` for references that could not be evaluated.
 
 CSV (``--csv FILE``): one row per record, model and scored lead (plus a ``global`` row per record
@@ -414,6 +430,10 @@ def render_tables(report: dict[str, Any]) -> list[Any]:
         out.append(_feature_table(report["features"]))
     if report.get("comparison"):
         out.append(_comparison_table(report["comparison"]))
+    if report.get("diagnostic"):
+        from ecgfill.evaluate.diagnostic import render_diagnostic
+
+        out.extend(render_diagnostic(report["diagnostic"]))
     return out
 
 

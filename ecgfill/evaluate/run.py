@@ -93,13 +93,16 @@ class Evaluation:
 @dataclass
 class EvaluateOptions:
     """What to measure and keep: ``features`` on/off, at most ``limit`` references, and the
-    signals of the ``keep_worst`` records with the lowest learned-lead r plus ``keep_names``."""
+    signals of the ``keep_worst`` records with the lowest learned-lead r plus ``keep_names``.
+    ``observe(model_index, name, truth, reconstruction)`` sees every scored record (both as 12
+    standard leads, origins kept), e.g. the diagnostic collector."""
 
     features: bool = True
     limit: int | None = None
     keep_worst: int = 0
     keep_names: frozenset[str] = frozenset()
     progress: Callable[[int], None] | None = None
+    observe: Callable[[int, str, ECGRecord, ECGRecord], None] | None = None
 
 
 # ------------------------------------------------------------------------------------------
@@ -339,7 +342,7 @@ def _score_all(
     options: EvaluateOptions,
 ) -> None:
     """Score one reference against each model's reconstruction; failures go per evaluation."""
-    for evaluation, keeper in zip(evaluations, keepers, strict=True):
+    for k, (evaluation, keeper) in enumerate(zip(evaluations, keepers, strict=True)):
         try:
             recon = next(reconstructions)
             score = score_record(name, truth, recon, features=options.features)
@@ -348,6 +351,8 @@ def _score_all(
             continue
         evaluation.scores.append(score)
         keeper.offer(score, truth, recon)
+        if options.observe:
+            options.observe(k, name, truth, recon)
 
 
 def _problem(exc: EcgfillError) -> str:
@@ -514,7 +519,10 @@ def evaluate_folders(
             evaluation.failures.append((name, _problem(exc)))
         else:
             evaluation.scores.append(score)
-            keeper.offer(score, complete_reference(truth, name), _as_twelve(recon, name))
+            truth12, recon12 = complete_reference(truth, name), _as_twelve(recon, name)
+            keeper.offer(score, truth12, recon12)
+            if options.observe:
+                options.observe(0, name, truth12, recon12)
         finally:
             if options.progress:
                 options.progress(1)

@@ -45,8 +45,9 @@ def find_records(inputs: list[str], stdin_lines: list[str] | None = None) -> lis
     for arg in _expand_stdin(inputs, stdin_lines):
         path = Path(arg)
         if path.is_dir():
-            items = [RecordInput(p, path) for p in _walk(path)]
-            if not items:
+            known = len(problems)
+            items = [RecordInput(p, path) for p in _walk(path, problems)]
+            if not items and len(problems) == known:
                 problems.append(RecordInput(path, path, "no ECG records found in directory"))
         elif path.exists() or path.with_suffix(".hea").exists():
             items = [RecordInput(_record_file(path), path.parent)]
@@ -54,7 +55,7 @@ def find_records(inputs: list[str], stdin_lines: list[str] | None = None) -> lis
             items = []
             for match in sorted(Path(m) for m in glob.glob(arg, recursive=True)):
                 if match.is_dir():
-                    items.extend(RecordInput(p, match) for p in _walk(match))
+                    items.extend(RecordInput(p, match) for p in _walk(match, problems))
                 elif _is_record(match):
                     items.append(RecordInput(_record_file(match), match.parent))
             if not items:
@@ -86,10 +87,18 @@ def _expand_stdin(inputs: list[str], stdin_lines: list[str] | None) -> list[str]
     return out
 
 
-def _walk(root: Path) -> list[Path]:
-    """Record files under ``root``; symlinked directories are not followed (no loops)."""
+def _walk(root: Path, problems: list[RecordInput]) -> list[Path]:
+    """Record files under ``root``; symlinked directories are not followed (no loops).
+
+    Directories that cannot be listed join ``problems`` (os.walk would skip them silently).
+    """
+
+    def unreadable(exc: OSError) -> None:
+        where = Path(exc.filename) if exc.filename else root
+        problems.append(RecordInput(where, root, f"cannot read directory: {exc.strerror or exc}"))
+
     out = []
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+    for dirpath, dirnames, filenames in os.walk(root, onerror=unreadable, followlinks=False):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in filenames:
             p = Path(dirpath) / name

@@ -6,6 +6,7 @@ wfdb-python does not verify checksums, rejects Challenge headers whose record li
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 import shutil
@@ -24,11 +25,12 @@ MAX_SAMPLES = 2**31 // 8  # refuse headers that declare absurd lengths before al
 MAX_FS = 1e6  # Hz; higher sampling frequencies in a header are corrupt, not exotic
 # Header grammar (WFDB header(5)), checked strictly so a damaged field is named instead of
 # being swallowed into a signal description as wfdb-python's lenient patterns do.
-_PLAIN_NAME = re.compile(r"~|[-\w]+(\.\w+)?")  # a file in the header's folder, no path
+_PLAIN_NAME = re.compile(r"~|[-\w]+(\.\w+)?", re.ASCII)  # a file in the header's folder
 _FS = re.compile(r"(?P<fs>\d+\.?\d*|\.\d+)(/\d*\.?\d*(\(-?\d*\.?\d*\))?)?")
 _FORMAT = re.compile(r"(?P<fmt>\d+)(x(?P<spf>\d+))?(:\d+)?(\+(?P<offset>\d+))?")
 _GAIN = re.compile(r"(?P<gain>[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?)?(\(-?\d+\))?(/\S*)?")
 _INTEGER = re.compile(r"[-+]?\d+")
+_COUNT = re.compile(r"[0-9]+")  # str.isdigit() also accepts "²", which int() refuses
 # Signal-line fields after the format, in order, each optional only with all that follow it.
 _SIGNAL_FIELDS = ("ADC gain", "ADC resolution", "ADC zero", "initial value", "checksum",
                   "block size")
@@ -38,7 +40,6 @@ _SIGNAL_FIELDS = ("ADC gain", "ADC resolution", "ADC zero", "initial value", "ch
 class HeaderInfo:
     """What the strict header check learned: per signal line, the data file and raw gain."""
 
-    n_signals: int
     multi_segment: bool
     files: list[str] = field(default_factory=list)
     gains: list[float | None] = field(default_factory=list)
@@ -103,19 +104,15 @@ class WfdbReader:
         header = self.header
         declared = int(header.sig_len) if header.sig_len is not None else None
         if self.info.multi_segment:
+            self._check_segments()
             return declared or 0
         lengths = []
-        for name in dict.fromkeys(header.file_name):
+        for name in [n for n in dict.fromkeys(header.file_name) if n != "~"]:  # "~": no file
             chans = [i for i, f in enumerate(header.file_name) if f == name]
             fmt = str(header.fmt[chans[0]])
             frame = sum(int(header.samps_per_frame[i] or 1) for i in chans)
             offset = int(header.byte_offset[chans[0]] or 0)
-            path = self.header_path.parent / name
-            problem = file_problem(path)
-            if problem == "does not exist":
-                raise RecordError(self.header_path, f"missing data file {name}")
-            if problem:
-                raise RecordError(self.header_path, f"data file {name} {problem}")
+            path = _require_file(self.header_path, name, "data file")
             per_sample = _bytes_per_sample(fmt)
             if per_sample is None:  # compressed (FLAC): the size says nothing about the length
                 continue
@@ -133,6 +130,24 @@ class WfdbReader:
         if not lengths:
             raise RecordError(self.header_path, "header gives no length for compressed data")
         return min(lengths)
+
+    def _check_segments(self) -> None:
+        """Each segment of a multi-segment record is a checked single-segment record whose
+        files are regular files (wfdb-python would block forever on a FIFO)."""
+        segments = zip(self.header.seg_name, self.header.seg_len, strict=True)
+        for segment, length in dict.fromkeys(segments):
+            if segment == "~" or not length:  # a gap, or the layout of a variable-layout record
+                continue
+            try:
+                seg_header = _require_file(self.header_path, f"{segment}.hea", "segment header")
+                info = _check_header(seg_header, _read_header_text(seg_header))
+                if info.multi_segment:
+                    raise RecordError(self.header_path, f"segment {segment} is itself multi-segment")
+                for name in [n for n in dict.fromkeys(info.files) if n != "~"]:
+                    _require_file(seg_header, name, "data file")
+            except RecordError as exc:
+                where = "" if exc.path == str(self.header_path) else f"segment {segment}: "
+                raise RecordError(self.header_path, where + exc.problem) from None
 
     def read(self, start: int, stop: int) -> ECGRecord:
         import wfdb
@@ -203,6 +218,17 @@ class WfdbReader:
         self.close()
 
 
+def _require_file(header_path: Path, name: str, what: str) -> Path:
+    """The file ``name`` next to ``header_path``; RecordError unless it is a regular file."""
+    path = header_path.parent / name
+    problem = file_problem(path)
+    if problem == "does not exist":
+        raise RecordError(header_path, f"missing {what} {name}")
+    if problem:
+        raise RecordError(header_path, f"{what} {name} {problem}")
+    return path
+
+
 def _read_header_text(header_path: Path) -> str:
     try:
         raw = header_path.read_bytes()
@@ -216,41 +242,62 @@ def _read_header_text(header_path: Path) -> str:
         return raw.decode("latin-1")
 
 
+def _header_lines(text: str) -> list[str]:
+    """The non-comment lines, split as wfdb-python splits them."""
+    return [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+
+
+def _fields(line: str) -> list[str]:
+    """A header line's fields: wfdb-python separates them by spaces and tabs only."""
+    return [f for f in re.split(r"[ \t]+", line.strip()) if f]
+
+
 def _check_header(header_path: Path, text: str) -> HeaderInfo:
-    """Strict checks with clear messages before wfdb-python sees the header."""
-    lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    """Strict checks with clear messages before wfdb-python sees the header.
+
+    wfdb-python decodes headers as ASCII and drops other characters, so the checks look at the
+    text that way too (a record line with such characters is refused outright).
+    """
+    original = _header_lines(text)
+    odd = [c for c in (original[0] if original else "") if not c.isascii()]
+    if odd:
+        raise RecordError(header_path, f"corrupt header: record line holds {odd[0]!r}")
+    lines = _header_lines(text.encode("ascii", "ignore").decode("ascii"))
     if not lines:
         raise RecordError(header_path, "header has no record line")
-    fields = lines[0].split()
+    fields = _fields(lines[0])
     if len(fields) < 2:
         raise RecordError(header_path, "corrupt header: record line needs a name and signal count")
     n_sig_text = fields[1].split("/")[0]
-    if not n_sig_text.isdigit():
+    if not _COUNT.fullmatch(n_sig_text):
         raise RecordError(header_path, f"corrupt header: signal count {fields[1]!r} is not a number")
     if len(fields) >= 3:
         _check_fs(header_path, fields[2])
     if len(fields) >= 4:
         length = fields[3]
-        if not length.isdigit():
+        if not _COUNT.fullmatch(length):
             raise RecordError(header_path, f"corrupt header: length {length!r} is not a number")
         if int(length) == 0:
             raise RecordError(header_path, "zero-length record")
         if int(length) > MAX_SAMPLES:
             raise RecordError(header_path, f"header declares {length} samples per signal; refusing")
-    name, _, n_seg = fields[0].partition("/")
+    name, slash, n_seg = fields[0].partition("/")
+    if slash and not (_COUNT.fullmatch(n_seg) and int(n_seg) > 0):
+        raise RecordError(header_path, f"corrupt header: segment count {n_seg!r} is not a number")
     n_sig = int(n_sig_text)
-    info = HeaderInfo(n_signals=n_sig, multi_segment=bool(n_seg))
-    if info.multi_segment:
-        _check_segments(header_path, Path(name).stem, lines[1:])
-        return info
     if n_sig == 0:
         raise RecordError(header_path, "header declares no signals")
+    info = HeaderInfo(multi_segment=bool(n_seg))
+    if info.multi_segment:
+        declared = int(fields[3]) if len(fields) >= 4 else None
+        _check_segments(header_path, Path(name).stem, int(n_seg), declared, lines[1:])
+        return info
     if len(lines) - 1 < n_sig:
         raise RecordError(
             header_path, f"corrupt header: declares {n_sig} signals but has {len(lines) - 1} lines"
         )
     for number, line in enumerate(lines[1 : n_sig + 1], start=1):
-        file_name, gain = _check_signal_line(header_path, number, line.split())
+        file_name, gain = _check_signal_line(header_path, number, _fields(line))
         info.files.append(file_name)
         info.gains.append(gain)
     return info
@@ -264,13 +311,27 @@ def _check_fs(header_path: Path, text: str) -> None:
         raise RecordError(header_path, f"corrupt header: {problem}")
 
 
-def _check_segments(header_path: Path, record_name: str, lines: list[str]) -> None:
+def _check_segments(
+    header_path: Path, record_name: str, n_seg: int, length: int | None, lines: list[str]
+) -> None:
+    """Segment lines: ``n_seg`` of them, plain names other than the record's own, lengths
+    that add up to the record's."""
+    if len(lines) != n_seg:
+        raise RecordError(
+            header_path, f"corrupt header: declares {n_seg} segments but has {len(lines)} lines"
+        )
+    total = 0
     for line in lines:
-        parts = line.split()
-        if len(parts) < 2 or not _PLAIN_NAME.fullmatch(parts[0]) or not parts[1].isdigit():
+        parts = _fields(line)
+        if len(parts) < 2 or not _PLAIN_NAME.fullmatch(parts[0]) or not _COUNT.fullmatch(parts[1]):
             raise RecordError(header_path, f"corrupt header: bad segment line {line.strip()!r}")
         if parts[0] == record_name:
             raise RecordError(header_path, f"corrupt header: segment {parts[0]} is the record itself")
+        total += int(parts[1])
+    if length is not None and total != length:
+        raise RecordError(
+            header_path, f"corrupt header: segments hold {total} samples, the record {length}"
+        )
 
 
 def _check_signal_line(header_path: Path, number: int, tokens: list[str]) -> tuple[str, float | None]:
@@ -347,13 +408,13 @@ class _readable_header:
         (tmp_dir / f"{base.name}.hea").write_text(fixed)
         for line in fixed.splitlines()[1:]:
             if line.strip() and not line.lstrip().startswith("#"):
-                data = line.split()[0]
-                if not _PLAIN_NAME.fullmatch(data):  # never link outside the temporary folder
-                    continue
+                data = _fields(line)[0]
                 src = self.header_path.parent / data
-                dst = tmp_dir / data
-                if src.exists() and not dst.exists():
-                    dst.symlink_to(src.resolve())
+                # Never link outside the temporary folder; bad files are reported later.
+                if not _PLAIN_NAME.fullmatch(data) or file_problem(src) is not None:
+                    continue
+                with contextlib.suppress(FileExistsError):  # signals sharing one file
+                    (tmp_dir / data).symlink_to(src.resolve())
         return tmp_dir / base.name
 
     def __exit__(self, *exc: object) -> None:
@@ -366,9 +427,9 @@ def _sanitised_header(text: str, name: str, length: int | None = None) -> str | 
 
     ``length`` is written into a record line that lacks one (WFDB's default rate 250 Hz kept).
     """
-    lines = text.splitlines()
+    lines = text.encode("ascii", "ignore").decode("ascii").splitlines()  # as wfdb-python reads
     idx = next(i for i, ln in enumerate(lines) if ln.strip() and not ln.lstrip().startswith("#"))
-    fields = lines[idx].split()
+    fields = _fields(lines[idx])
     record_name = fields[0].split("/")[0]
     changed = False
     if record_name != name and Path(record_name).stem == name:
@@ -413,7 +474,7 @@ def _to_record(rec: object, header_path: Path) -> ECGRecord:
                 physical[digital[:, ch] == bad, ch] = np.nan
     else:
         physical = np.asarray(rec.p_signal, dtype=np.float64)
-    if physical.shape[0] == 0:
+    if physical.ndim != 2 or physical.shape[0] == 0:
         raise RecordError(path, "zero-length record")
     comments = [str(c) for c in (rec.comments or [])]
     channels = ChannelSet(signal=physical.T, labels=names, units=units, fs=float(rec.fs))
