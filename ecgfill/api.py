@@ -48,6 +48,8 @@ def record_details(record: ECGRecord) -> dict[str, object]:
 
 def derive_limb_job(job: Job) -> Outcome:
     """Read, derive the limb leads, write: one ``derive-limb`` record."""
+    from ecgfill.quality import clinical_warnings
+
     record = read_record(job.item.path)
     result = derive_limb_leads(record)
     written = write_record(result, job.output, job.fmt) if job.output else []
@@ -56,5 +58,5 @@ def derive_limb_job(job: Job) -> Outcome:
         output=str(Path(written[-1]).with_suffix("")) if written else None,
         status="ok",
         details=record_details(result),
-        warnings=result.warnings,
+        warnings=result.warnings + clinical_warnings(record),
     )

@@ -204,6 +204,7 @@ def reconstruct_job(settings: ReconstructSettings, job: Job) -> Outcome:
 
     from ecgfill.api import require_usable
     from ecgfill.io import open_record, open_writer
+    from ecgfill.quality import clinical_warnings
 
     t0 = time.perf_counter()
     assert job.output is not None
@@ -214,7 +215,8 @@ def reconstruct_job(settings: ReconstructSettings, job: Job) -> Outcome:
         model, view, notes = plan_record(first, settings)
         samples = settings.uncertainty_samples if model is not None else 0
         if samples > 1 and not model.stochastic:
-            notes.append(f"model {model.name} is deterministic: no spread written (--uncertainty needs a vae)")
+            notes.append(f"model {model.name} is deterministic: no spread written "
+                         "(--uncertainty needs a vae)")
             samples = 0
         spread_base = Path(str(job.output) + "_spread")
         side_writer = _maybe_writer(spread_base, job.fmt, n, samples)
@@ -225,6 +227,7 @@ def reconstruct_job(settings: ReconstructSettings, job: Job) -> Outcome:
                     rec = rec.select(list(view))
                 if k == 0:
                     require_usable(rec)
+                    notes.extend(clinical_warnings(rec, model.fs if model else None))
                 spread = None
                 if model is not None:
                     rec, spread = reconstruct_record(rec, model, samples)

@@ -7,10 +7,11 @@ length, the header (``r.hea``) and the data file (``r.dat``); for EDF the file i
 Seeds come from the broken-input corpus of the tests (``tests/corpus.py``)::
 
     pip install atheris
-    python fuzz/fuzz_readers.py --make-seeds fuzz/seeds
-    python fuzz/fuzz_readers.py fuzz/work fuzz/seeds -max_total_time=600 -rss_limit_mb=2048 \\
+    python fuzz/fuzz_readers.py --make-seeds /tmp/fuzz/seeds
+    mkdir -p /tmp/fuzz/work && cd /tmp/fuzz   # libFuzzer writes crash-* files here
+    python $REPO/fuzz/fuzz_readers.py work seeds -max_total_time=600 -rss_limit_mb=2048 \\
         -timeout=20 -max_len=65536
-    python fuzz/fuzz_readers.py crash-...   # replay one input
+    python $REPO/fuzz/fuzz_readers.py crash-...   # replay one input
 """
 
 from __future__ import annotations
