@@ -153,10 +153,13 @@ class WfdbReader:
         import wfdb
 
         try:
-            rec = wfdb.rdrecord(
-                str(self.base), sampfrom=start, sampto=stop, physical=False, m2s=True,
-                smooth_frames=True,
-            )
+            if isinstance(self.header, wfdb.Record):
+                rec = self._read_segment(start, stop)
+            else:
+                rec = wfdb.rdrecord(
+                    str(self.base), sampfrom=start, sampto=stop, physical=False, m2s=True,
+                    smooth_frames=True,
+                )
         except FileNotFoundError as exc:
             problem = f"missing data file {Path(exc.filename or '').name}"
             raise RecordError(self.header_path, problem) from None
@@ -179,6 +182,30 @@ class WfdbReader:
                 note = f"lead {name}: ADC gain 0 (uncalibrated) in the header; WFDB's default 200/mV assumed"
                 record.warnings.append(note)
         return record
+
+    def _read_segment(self, start: int, stop: int) -> object:
+        """A single-segment record's samples ``[start, stop)`` from the header already parsed.
+
+        ``wfdb.rdrecord`` would parse the header again, which costs more than reading the
+        samples (its pandas lookups); this is its single-segment path without that step.
+        """
+        import copy
+
+        from wfdb.io import _signal
+
+        rec = copy.deepcopy(self.header)
+        rec.sig_len = rec.sig_len or self.n_samples
+        channels = list(range(rec.n_sig))
+        rec.check_read_inputs(start, stop, channels, False, True, 64)
+        rec.e_d_signal = _signal._rd_segment(
+            file_name=rec.file_name, dir_name=str(self.base.parent), pn_dir=None, fmt=rec.fmt,
+            n_sig=rec.n_sig, sig_len=rec.sig_len, byte_offset=rec.byte_offset,
+            samps_per_frame=rec.samps_per_frame, skew=rec.skew, init_value=rec.init_value,
+            sampfrom=start, sampto=stop, channels=channels, ignore_skew=False, no_file=False,
+            sig_data=None, return_res=64,
+        )
+        rec._arrange_fields(channels=channels, sampfrom=start, smooth_frames=True)
+        return rec
 
     def _check_chunk(self, rec: object, start: int, stop: int) -> None:
         digital = getattr(rec, "d_signal", None)
