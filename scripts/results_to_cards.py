@@ -11,7 +11,9 @@ from pathlib import Path
 
 SETS = {
     "val": ("ptbxl_fold9_100hz", "PTB-XL fold 9 at 100 Hz (validation)"),
-    "500hz-external": ("external_500hz", "CPSC2018, Georgia, Chapman, Ningbo at 500 Hz (40 records, never seen)"),
+    "500hz-external": (
+        "external_500hz", "CPSC2018, Georgia, Chapman, Ningbo at 500 Hz (40 records, never seen)"
+    ),
     "500hz-ptbxl": ("ptbxl_500hz", "PTB-XL records500-cinc2021 at 500 Hz (34; 32 from training folds)"),
 }
 

@@ -36,7 +36,8 @@ def portable(command: str, run_dir: Path) -> str:
 
 
 def ship(run_dir: Path, extra: dict) -> dict:
-    card_path = next(p for p in run_dir.glob("*.json") if p.name not in {"best.json", "last.json", "options.json"})
+    side_files = {"best.json", "last.json", "options.json"}
+    card_path = next(p for p in run_dir.glob("*.json") if p.name not in side_files)
     card = json.loads(card_path.read_text())
     name = card["name"]
     for filename in card["sha256"]:
@@ -62,7 +63,8 @@ def readme(cards: list[dict]) -> str:
         "test fold) was never used. Each `<name>.json` is the model card; `<name>.onnx` runs on CPU with",
         "ONNX Runtime, `<name>.pt` with PyTorch (`--backend torch`). SHA-256 sums in the cards are",
         "verified at load. Figures are per-record Pearson r (mean) on fold 9, over the leads each",
-        "model predicts, from its card; `ecgfill evaluate` with the card's `recipe.evaluate` reproduces them.",
+        "model predicts, from its card; `ecgfill evaluate` with the card's `recipe.evaluate`",
+        "reproduces them.",
         "",
         "| model | inputs | predicts | params | MFLOP/s | val r (predicted leads) | val r (chest) "
         "| 500 Hz external r | anchor |",

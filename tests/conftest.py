@@ -11,7 +11,9 @@ import pytest
 from ecgfill.leads import STANDARD_LEADS
 from ecgfill.record import ECGRecord
 
-SHARED_DATA = Path(os.environ.get("ECGFILL_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+SHARED_DATA = Path(
+    os.environ.get("ECGFILL_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
+)
 
 
 @pytest.fixture(scope="session")

@@ -63,7 +63,8 @@ def test_bad_inputs_fail_alone(tree: Path, tmp_path: Path) -> None:
     sig[0] = np.nan
     write_record(ECGRecord(sig, 100.0, ("I", "II")), nan)
     (tree / "c" / "broken.hea").write_text("broken x 100 10\n")
-    code, lines, stderr = run("derive-limb", str(tree), str(tmp_path / "missing.hea"), str(tmp_path / "out"), "--json")
+    missing = str(tmp_path / "missing.hea")
+    code, lines, stderr = run("derive-limb", str(tree), missing, str(tmp_path / "out"), "--json")
     assert code == 1
     by_name = {Path(o["input"]).stem: o for o in lines}
     assert by_name["r1"]["status"] == "ok" and by_name["r2"]["status"] == "ok"

@@ -431,7 +431,7 @@ def find_classifier(name: str = DEFAULT_CLASSIFIER) -> Path:
         if path.is_file():
             return path
     raise ModelError(f"no classifier named {name!r} in {', '.join(map(str, model_dirs()))} "
-                     "(train one with models/train_classifier.py)")
+                     "(train one with scripts/train_classifier.py)")
 
 
 def load_classifier(name_or_path: str | Path = DEFAULT_CLASSIFIER, backend: str = "onnx",

@@ -1,6 +1,6 @@
 """Train the diagnostic classifier shipped as classifier-ptbxl-superclass.{onnx,pt,json}.
 
-    python models/train_classifier.py DATASET_DIR LABELS_CSV OUT_DIR [options]
+    python scripts/train_classifier.py DATASET_DIR LABELS_CSV OUT_DIR [options]
 
 DATASET_DIR is a ``ecgfill preprocess`` dataset of PTB-XL at 100 Hz (train split = folds 1-8,
 val split = fold 9), LABELS_CSV PTB-XL's ``ptbxl_database.csv`` (``scp_statements.csv`` beside
@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     config = ClassifierConfig(widths=tuple(int(w) for w in args.widths.split(",")),
                               hidden=args.hidden)
-    command = shlex.join(["python", "models/train_classifier.py",
+    command = shlex.join(["python", "scripts/train_classifier.py",
                           *(sys.argv[1:] if argv is None else argv)])
     options = ClassifierTrainOptions(
         args.dataset_dir, args.labels_csv, args.out_dir, name=args.name, config=config,
