@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 CHUNK_SECONDS = 300.0  # records longer than one chunk are streamed
 CONTEXT_SECONDS = 8.0  # signal read on each side of a chunk so seams see full context
+FADE_SECONDS = 2.0  # predictions of consecutive chunks are cross-faded over this after a seam
 
 
 @dataclass(frozen=True)
@@ -221,6 +222,7 @@ def reconstruct_job(settings: ReconstructSettings, job: Job) -> Outcome:
         spread_base = Path(str(job.output) + "_spread")
         side_writer = _maybe_writer(spread_base, job.fmt, n, samples)
         with open_writer(job.output, job.fmt, n) as out, side_writer as side:
+            seams = _SeamBlender(int(FADE_SECONDS * fs))
             for k, (lo, hi, keep_lo, keep_hi) in enumerate(windows):
                 rec = first if k == 0 else reader.read(lo, hi)
                 if view is not None:
@@ -232,9 +234,14 @@ def reconstruct_job(settings: ReconstructSettings, job: Job) -> Outcome:
                 if model is not None:
                     rec, spread = reconstruct_record(rec, model, samples)
                 keep = slice(keep_lo - lo, keep_hi - lo)
-                out.write(_slice(rec, keep))
+                piece = _slice(rec, keep)
+                predicted = [i for i, o in enumerate(rec.origins) if o != "measured"]
+                piece.signal = seams.blend("signal", piece.signal, rec.signal, predicted, keep_hi - lo)
+                out.write(piece)
                 if side is not None and spread is not None:
-                    side.write(_spread_record(rec, model, spread[:, keep]))
+                    rows = list(range(spread.shape[0]))
+                    kept = seams.blend("spread", spread[:, keep], spread, rows, keep_hi - lo)
+                    side.write(_spread_record(rec, model, kept))
             reader.verify()
         final = out.template
     return Outcome(
@@ -252,6 +259,28 @@ def reconstruct_job(settings: ReconstructSettings, job: Job) -> Outcome:
         },
         warnings=final.warnings + notes,
     )
+
+
+class _SeamBlender:
+    """Cross-fades the predicted rows of consecutive chunks over ``fade`` samples after each
+    seam, so a long record shows no step where one chunk's prediction hands over to the next.
+    Measured rows are never touched (they are bit-identical in both chunks anyway)."""
+
+    def __init__(self, fade: int) -> None:
+        self.fade = max(1, fade)
+        self.tails: dict[str, np.ndarray] = {}
+
+    def blend(self, key: str, kept: np.ndarray, full: np.ndarray, rows: list[int], end: int) -> np.ndarray:
+        """``kept`` (this chunk's kept samples) blended with the previous chunk's tail; remembers
+        this chunk's prediction just past its kept part (``full[:, end:end + fade]``)."""
+        tail = self.tails.get(key)
+        if tail is not None and rows:
+            kept = kept.copy()
+            m = min(self.fade, kept.shape[1], tail.shape[1])
+            weight = ((np.arange(m) + 0.5) / m).astype(np.float32)
+            kept[rows, :m] = weight * kept[rows, :m] + (1 - weight) * tail[rows, :m]
+        self.tails[key] = full[:, end : end + self.fade].copy()
+        return kept
 
 
 def _slice(record: ECGRecord, keep: slice) -> ECGRecord:

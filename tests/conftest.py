@@ -65,8 +65,10 @@ def linear_registry(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def models_env(linear_registry: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("ECGFILL_MODELS", str(linear_registry))
+    import ecgfill.models.base as models_base
     import ecgfill.reconstruct as reconstruct
 
+    monkeypatch.setattr(models_base, "model_dirs", lambda: [linear_registry])  # no shipped models
     monkeypatch.setattr(reconstruct, "_AUTO_CHOICE", {})
     monkeypatch.setattr(reconstruct, "_MODEL_CACHE", {})
     return linear_registry

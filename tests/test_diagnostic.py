@@ -430,14 +430,14 @@ def test_training_script_records_its_command_and_stops_on_time(
     import runpy
 
     dataset, labels = ptbxl_like
-    script = Path(__file__).resolve().parents[1] / "models" / "train_classifier.py"
+    script = Path(__file__).resolve().parents[1] / "scripts" / "train_classifier.py"
     main = runpy.run_path(str(script))["main"]
     argv = [str(dataset), str(labels), str(tmp_path), "--name", "timed", "--widths", "4",
             "--hidden", "4", "--epochs", "50", "--batch-size", "4", "--max-minutes", "0.0001",
             "--crop-seconds", "2"]
     assert main(argv) == 0
     card = json.loads((tmp_path / "timed.json").read_text())
-    assert card["training"]["command"].startswith("python models/train_classifier.py ")
+    assert card["training"]["command"].startswith("python scripts/train_classifier.py ")
     assert card["training"]["command"].endswith("--crop-seconds 2")
     assert card["training"]["stop_reason"] == "time limit of 0.0001 min"
     assert card["training"]["steps"] == 1 and card["training"]["epochs"] == 1
