@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -11,9 +10,6 @@ from ecgfill.batch import Job, Outcome
 from ecgfill.errors import RecordError
 from ecgfill.io import read_record, write_record
 from ecgfill.record import ECGRecord
-
-if TYPE_CHECKING:
-    pass
 
 
 def require_usable(record: ECGRecord) -> None:
@@ -26,7 +22,7 @@ def require_usable(record: ECGRecord) -> None:
 
 
 def derive_limb_leads(record: ECGRecord) -> ECGRecord:
-    """The record with all six limb leads (derived exactly from two of I, II, III), leads in
+    """The record with all six limb leads (derived exactly from any two limb leads), leads in
     standard order; measured leads are untouched."""
     require_usable(record)
     try:
