@@ -84,10 +84,38 @@ def _odd_extension(x: np.ndarray, left: int, right: int) -> np.ndarray:
 
 def _polyphase_window(window: np.ndarray, up: int, down: int, skip: int, count: int) -> np.ndarray:
     """Resample ``window`` (time last, float64) and keep ``count`` outputs from ``skip``."""
-    from scipy.signal import resample_poly
+    taps = antialias_filter(up, down)
+    n_in = window.shape[-1]
+    n_out = -(-n_in * up // down)
+    direct_macs = n_out * taps.size / up
+    fft_len = n_in * up + taps.size
+    if direct_macs > 4 * fft_len * math.log2(fft_len):
+        out = _resample_poly_fft(window, up, down, taps, n_out)
+    else:
+        from scipy.signal import resample_poly
 
-    out = resample_poly(window, up, down, axis=-1, window=antialias_filter(up, down))
+        out = resample_poly(window, up, down, axis=-1, window=taps)
     return out[..., skip : skip + count]
+
+
+def _resample_poly_fft(x: np.ndarray, up: int, down: int, taps: np.ndarray, n_out: int) -> np.ndarray:
+    """``scipy.signal.resample_poly(x, up, down, window=taps)`` computed by FFT convolution.
+
+    Same filter, same alignment, same output (to ~1e-14); several times faster for the long
+    anti-aliasing filters of simple ratios such as 500 -> 100 Hz and back.
+    """
+    from scipy.signal import oaconvolve
+
+    half_len = (taps.size - 1) // 2
+    n_pre_pad = down - half_len % down
+    n_pre_remove = (half_len + n_pre_pad) // down
+    h = np.concatenate([np.zeros(n_pre_pad), taps * up])
+    stuffed = np.zeros(x.shape[:-1] + ((x.shape[-1] - 1) * up + 1,))
+    stuffed[..., ::up] = x
+    full = oaconvolve(stuffed, h.reshape((1,) * (x.ndim - 1) + (-1,)), mode="full", axes=-1)
+    out = full[..., ::down][..., n_pre_remove : n_pre_remove + n_out]
+    missing = n_out - out.shape[-1]
+    return np.pad(out, [(0, 0)] * (x.ndim - 1) + [(0, missing)]) if missing > 0 else out
 
 
 def _stream_last_axis(
