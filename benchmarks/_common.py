@@ -49,6 +49,7 @@ def machine() -> dict[str, Any]:
         "memory_gib": round(memory_gib, 1),
         "python": platform.python_version(),
         "busy_training_jobs": training_jobs(),
+        "load_average_1min": os.getloadavg()[0],
     }
 
 
@@ -69,11 +70,15 @@ def print_machine(info: dict[str, Any]) -> None:
     busy = info["busy_training_jobs"]
     note = f"; WARNING: {busy} training job(s) running" if busy else ""
     print(f"# {info['date_utc']} UTC, {info['nproc']} cores ({info['cpu']}), "
-          f"{info['memory_gib']} GiB, Python {info['python']}{note}")
+          f"{info['memory_gib']} GiB, Python {info['python']}, load average "
+          f"{info['load_average_1min']:.2f}{note}")
 
 
 def finish(results: dict[str, Any], as_json: bool) -> None:
-    """Print ``results`` as one JSON object when asked (the human table was printed already)."""
+    """Print the load average at the end (other work on the machine skews every figure) and
+    ``results`` as one JSON object when asked (the human tables were printed already)."""
+    results["load_average_1min_at_end"] = os.getloadavg()[0]
+    print(f"# load average at the end: {results['load_average_1min_at_end']:.2f}")
     if as_json:
         print(json.dumps(results, indent=2, default=_jsonable))
 
