@@ -8,6 +8,7 @@ already exist (unless overwritten), and are written atomically by the writers.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,7 @@ from ecgfill.io import output_exists
 from ecgfill.io.discover import RecordInput
 
 Status = Literal["ok", "skipped", "error"]
+REPEATED_WARNINGS_SHOWN = 3  # the same warning text is printed for this many records, then counted
 
 
 @dataclass
@@ -58,6 +60,7 @@ class Summary:
     skipped: int = 0
     failed: int = 0
     seconds: float = 0.0
+    warnings_seen: Counter[str] = field(default_factory=Counter)
 
     @property
     def exit_code(self) -> int:
@@ -155,13 +158,23 @@ def _report(outcome: Outcome, summary: Summary, json_output: bool) -> None:
         summary.failed += 1
         console.error(f"{outcome.input}: {outcome.error}")
     for note in outcome.warnings:
-        console.warn(f"{outcome.input}: {note}")
+        summary.warnings_seen[note] += 1
+        if summary.warnings_seen[note] <= REPEATED_WARNINGS_SHOWN:
+            console.warn(f"{outcome.input}: {note}")
     if json_output:
         console.emit_json(outcome.to_json())
 
 
+def _print_repeated_warnings(summary: Summary) -> None:
+    for note, count in summary.warnings_seen.items():
+        if count > REPEATED_WARNINGS_SHOWN:
+            hidden = count - REPEATED_WARNINGS_SHOWN
+            console.warn(f"{hidden} more records: {note} (all listed in --json)")
+
+
 def print_summary(summary: Summary) -> None:
     """The final summary on stderr: a table on a terminal, one greppable line elsewhere."""
+    _print_repeated_warnings(summary)
     total = summary.ok + summary.skipped + summary.failed
     rate = (summary.ok / summary.seconds) if summary.seconds > 0 else 0.0
     if console.progress_enabled():

@@ -61,6 +61,9 @@ class OnnxModel(ReconstructionModel):
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3
+        # Idle worker threads would spin between the many small calls of a batch: same wall
+        # time without it, a third less CPU (benchmarks/README.md).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         if threads:
             options.intra_op_num_threads = int(threads)
             options.inter_op_num_threads = 1
