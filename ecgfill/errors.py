@@ -3,6 +3,13 @@
 from __future__ import annotations
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type name when it has none), for one-line
+    errors built from third-party exceptions."""
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
 class EcgfillError(Exception):
     """A problem the user can act on; its message is shown as one line, without traceback."""
 

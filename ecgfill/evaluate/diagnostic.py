@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from ecgfill.errors import EcgfillError, ModelError
+from ecgfill.errors import EcgfillError, ModelError, first_line
 from ecgfill.leads import STANDARD_LEADS
 from ecgfill.record import ECGRecord
 
@@ -370,7 +370,7 @@ def _onnx_runner(path: Path, threads: int | None) -> tuple[dict[str, Any], Calla
     try:
         session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own untyped errors
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc)
         raise ModelError(f"{path}: cannot load ONNX classifier ({first})") from None
     meta = session.get_modelmeta().custom_metadata_map.get("ecgfill_card")
     if meta is None:
@@ -384,17 +384,11 @@ def _onnx_runner(path: Path, threads: int | None) -> tuple[dict[str, Any], Calla
 
 
 def _torch_runner(path: Path, threads: int | None) -> tuple[dict[str, Any], Callable[..., Any]]:
-    import pickle
-
     import torch
 
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, pickle.UnpicklingError, EOFError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelError(f"{path}: cannot load PyTorch weights ({first})") from None
-    if not isinstance(payload, dict) or payload.get("format") != CLASSIFIER_FORMAT:
-        raise ModelError(f"{path}: not an ecgfill classifier")
+    from ecgfill.models.base import load_checkpoint
+
+    payload = load_checkpoint(path, formats=(CLASSIFIER_FORMAT,), what="classifier")
     if threads:
         torch.set_num_threads(int(threads))
     net = _net_from_card(payload["card"])

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ecgfill.errors import RecordError
+from ecgfill.errors import RecordError, first_line
 from ecgfill.io.channels import ChannelSet, build_record
 from ecgfill.io.files import file_problem
 from ecgfill.record import ECGRecord
@@ -78,7 +78,7 @@ class WfdbReader:
             self.header = wfdb.rdheader(str(self.base))
         except Exception as exc:
             self.close()
-            raise RecordError(self.header_path, f"corrupt header: {_one_line(exc)}") from None
+            raise RecordError(self.header_path, f"corrupt header: {first_line(exc)}") from None
         self.fs = float(self.header.fs)
         try:
             self.n_samples = self._checked_length()
@@ -174,7 +174,7 @@ class WfdbReader:
             if "not loaded correctly" in str(exc):
                 problem = "data file has fewer samples than the header declares"
                 raise RecordError(self.header_path, problem) from None
-            raise RecordError(self.header_path, f"cannot read WFDB record: {_one_line(exc)}") from None
+            raise RecordError(self.header_path, f"cannot read WFDB record: {first_line(exc)}") from None
         self._check_chunk(rec, start, stop)
         record = _to_record(rec, self.header_path)
         for name, gain in zip(getattr(rec, "sig_name", None) or [], self.info.gains, strict=False):
@@ -512,8 +512,3 @@ def _invalid_value(fmt: str) -> int | None:
     from wfdb.io._signal import INVALID_SAMPLE_VALUE
 
     return INVALID_SAMPLE_VALUE.get(str(fmt))
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__

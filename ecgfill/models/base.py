@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from ecgfill.errors import EcgfillError, ModelError
+from ecgfill.errors import EcgfillError, ModelError, first_line
 from ecgfill.leads import (
     CHEST_LEADS,
     INDEPENDENT_LEADS,
@@ -423,8 +423,12 @@ def save_checkpoint(path: Path, payload: Mapping[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def load_checkpoint(path: Path) -> dict[str, Any]:
-    """A checkpoint or model file, loaded with ``weights_only=True`` (never arbitrary pickles)."""
+def load_checkpoint(
+    path: Path, formats: tuple[str, ...] = (CARD_FORMAT, CHECKPOINT_FORMAT),
+    what: str = "model or checkpoint",
+) -> dict[str, Any]:
+    """A checkpoint or model file, loaded with ``weights_only=True`` (never arbitrary pickles);
+    ModelError unless it is a dict of one of ``formats`` with its card and weights."""
     import pickle
 
     import torch
@@ -432,11 +436,9 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     try:
         payload = torch.load(Path(path), map_location="cpu", weights_only=True)
     except (OSError, RuntimeError, pickle.UnpicklingError, EOFError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelError(f"{path}: cannot load PyTorch weights ({first})") from None
-    if not isinstance(payload, dict) or payload.get("format") not in (CARD_FORMAT,
-                                                                      CHECKPOINT_FORMAT):
-        raise ModelError(f"{path}: not an ecgfill model or checkpoint")
+        raise ModelError(f"{path}: cannot load PyTorch weights ({first_line(exc)})") from None
+    if not isinstance(payload, dict) or payload.get("format") not in formats:
+        raise ModelError(f"{path}: not an ecgfill {what}")
     if "card" not in payload or "state_dict" not in payload:
         raise ModelError(f"{path}: checkpoint lacks its card or weights")
     return payload

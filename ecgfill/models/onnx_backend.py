@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from ecgfill.errors import ModelError
+from ecgfill.errors import ModelError, first_line
 from ecgfill.models.base import ReconstructionModel, check_card_matches, embedded_card
 
 OPSET = 17
@@ -77,7 +77,7 @@ class OnnxModel(ReconstructionModel):
         try:
             self.session = ort.InferenceSession(str(path), options, providers=providers)
         except Exception as exc:  # onnxruntime raises its own untyped errors
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            first = first_line(exc)
             raise ModelError(f"{path}: cannot load ONNX model ({first})") from None
         if device.startswith("cuda") and self.session.get_providers()[0] != "CUDAExecutionProvider":
             raise ModelError(f"{path}: device cuda requested but onnxruntime fell back to "
