@@ -106,13 +106,21 @@ def predict_at_record_rate(
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Run ``model`` on ``x`` ``[n_inputs, samples]`` sampled at ``fs``; outputs at ``fs`` too.
 
-    Returns the prediction and, when ``samples`` > 1 (VAE models), its per-sample spread.
+    The inputs go through the filters the model was trained with (a baseline-wander high-pass
+    for the shipped models), so predictions carry no baseline wander; the measured leads
+    themselves are never filtered. Returns the prediction and, when ``samples`` > 1 (VAE
+    models), its per-sample spread.
     """
     from ecgfill.dsp import resample
 
     n = x.shape[-1]
     same_rate = abs(fs - model.fs) < 1e-9
     x_model = x if same_rate else resample(x, fs, model.fs)
+    filters = getattr(model, "input_filters", None)
+    if filters and filters.get("highpass"):
+        from ecgfill.dsp import apply_filters
+
+        x_model = apply_filters(x_model, model.fs, filters)
     spread = None
     if samples > 1:
         mean, std = model.predict(x_model[None], samples=samples)

@@ -16,8 +16,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parents[1] / "models"
 PREPROCESS = (
-    "ecgfill preprocess ../shared/data/ptb-xl/records100 data/ptbxl100 "
-    "--splits ../shared/data/ptb-xl/ptbxl_folds.csv --workers 2"
+    "ecgfill preprocess ../shared/data/ptb-xl/records100 {dataset} "
+    "--splits ../shared/data/ptb-xl/ptbxl_folds.csv --workers 2{highpass}"
 )
 # Published figures the shipped models are compared with (per-record Pearson r, mean).
 ANCHORS = {
@@ -28,10 +28,18 @@ ANCHORS = {
 }
 
 
-def portable(command: str, run_dir: Path) -> str:
+def recipe_dataset(card: dict) -> tuple[str, str]:
+    """(dataset directory, extra preprocess options) the card's training data corresponds to."""
+    highpass = ((card.get("input_filters") or {}).get("highpass") or {}).get("cutoff_hz")
+    if highpass:
+        return "data/ptbxl100hp", f" --highpass {highpass:g}"
+    return "data/ptbxl100", ""
+
+
+def portable(command: str, run_dir: Path, dataset: str) -> str:
     """The training command with this machine's paths replaced by the recipe's."""
     parts = command.split()
-    parts[2], parts[3] = "data/ptbxl100", f"runs/{run_dir.name}"
+    parts[2], parts[3] = dataset, f"runs/{run_dir.name}"
     return " ".join(parts)
 
 
@@ -42,12 +50,13 @@ def ship(run_dir: Path, extra: dict) -> dict:
     name = card["name"]
     for filename in card["sha256"]:
         shutil.copy2(run_dir / filename, HERE / filename)
-    train = portable(card["training"]["command"], run_dir)
+    dataset, options = recipe_dataset(card)
+    train = portable(card["training"]["command"], run_dir, dataset)
     card["recipe"] = {
-        "preprocess": PREPROCESS,
+        "preprocess": PREPROCESS.format(dataset=dataset, highpass=options),
         "train": train,
         "ship": f"cp runs/{run_dir.name}/{name}.{{json,onnx,pt}} models/",
-        "evaluate": f"ecgfill evaluate data/ptbxl100 --split val --model {name} --no-features --json",
+        "evaluate": f"ecgfill evaluate {dataset} --split val --model {name} --no-features --json",
     }
     card["anchor"] = ANCHORS.get(tuple(card["input_leads"]))
     (HERE / f"{name}.json").write_text(json.dumps(card, indent=2, allow_nan=False) + "\n")

@@ -21,7 +21,10 @@ reconstructed ÷ true QRS peak-to-peak (median over beats; < 1 means shrunk towa
   leads); ``null`` when there are no such leads. ``n_records`` (scored), ``n_failed``, ``model``
   (name and version; for folders the models named in the headers), ``input_leads`` (list, or
   ``null`` when records differ), ``learned``/``derived``/``exact`` (lead lists), ``mode``
-  (``records``, ``dataset`` or ``folders``), ``reference``, ``split``, ``bootstrap``, ``seed``.
+  (``records``, ``dataset`` or ``folders``), ``reference``, ``split``, ``bootstrap``, ``seed``,
+  ``reference_highpass`` (the models' input high-pass, e.g. ``{"cutoff_hz": 0.5, ...}``, that
+  record references went through before scoring, and that a dataset was preprocessed with;
+  ``null`` for none).
 
 ``"features"`` (left out with ``--no-features``): clinical features measured the same way on
 truth and reconstruction over matched beats: ``hr_bpm``, ``pr_ms``, ``qrs_ms``, ``qt_ms``,
@@ -169,6 +172,7 @@ def summary_report(evaluation: Evaluation, n_boot: int, seed: int) -> dict[str, 
         "mode": evaluation.mode,
         "reference": evaluation.reference,
         "split": evaluation.split,
+        "reference_highpass": getattr(evaluation, "reference_highpass", None),
         "bootstrap": n_boot,
         "seed": seed,
     }

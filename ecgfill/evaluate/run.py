@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import heapq
+import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -88,6 +89,8 @@ class Evaluation:
     input_leads: tuple[str, ...] | None = None
     split: str | None = None
     kept: dict[str, tuple[ECGRecord, ECGRecord]] = field(default_factory=dict)
+    # The high-pass the references went through before scoring (the models' input filter), or None
+    reference_highpass: dict[str, Any] | None = None
 
 
 @dataclass
@@ -310,6 +313,7 @@ def evaluate_models(
     inputs = {tuple(sorted(m.input_leads)) for m in models}
     if len(inputs) > 1:
         raise UsageError("models to compare must take the same input leads")
+    highpass = _shared_highpass(models)
     reconstruct = reconstruct or reconstruct_with
     datasets = [r for r in references if is_dataset_dir(r)]
     if datasets:
@@ -317,10 +321,32 @@ def evaluate_models(
             raise UsageError("give one dataset directory, or record files and folders, not both")
         if split is None:
             raise UsageError("a dataset directory needs --split (train, val or test)")
-        return _evaluate_dataset(Path(datasets[0]), models, split, options, reconstruct)
-    if split is not None:
-        raise UsageError("--split applies to a preprocess dataset directory only")
-    return _evaluate_records(references, models, options, reconstruct)
+        evaluations = _evaluate_dataset(Path(datasets[0]), models, split, options, reconstruct)
+    else:
+        if split is not None:
+            raise UsageError("--split applies to a preprocess dataset directory only")
+        evaluations = _evaluate_records(references, models, options, reconstruct, highpass)
+    for evaluation in evaluations:
+        evaluation.reference_highpass = highpass
+    return evaluations
+
+
+def _shared_highpass(models: Sequence[Any]) -> dict[str, Any] | None:
+    """The input high-pass all ``models`` were trained with (None for none); they must agree,
+    since the references are filtered the same way before scoring."""
+    specs = {json.dumps(_highpass_of(m), sort_keys=True) for m in models}
+    if len(specs) > 1:
+        described = "; ".join(f"{m.name}: {_describe_highpass(_highpass_of(m))}" for m in models)
+        raise UsageError(f"models to compare must share their input filter ({described})")
+    return _highpass_of(models[0])
+
+
+def _highpass_of(model: Any) -> dict[str, Any] | None:
+    return (getattr(model, "input_filters", None) or {}).get("highpass") or None
+
+
+def _describe_highpass(spec: dict[str, Any] | None) -> str:
+    return f"{spec['cutoff_hz']:g} Hz high-pass" if spec else "no high-pass"
 
 
 def _new_evaluations(
@@ -355,6 +381,15 @@ def _score_all(
             options.observe(k, name, truth, recon)
 
 
+def _filtered(record: ECGRecord, highpass: dict[str, Any]) -> ECGRecord:
+    from ecgfill.dsp import apply_filters
+
+    bad = ~np.isfinite(record.signal)
+    signal = apply_filters(np.where(bad, 0.0, record.signal), record.fs, {"highpass": highpass})
+    signal[bad] = np.nan  # gaps stay gaps (scored as such)
+    return replace(record, signal=signal)
+
+
 def _problem(exc: EcgfillError) -> str:
     return exc.problem if isinstance(exc, RecordError) else str(exc)
 
@@ -364,7 +399,11 @@ def _evaluate_records(
     models: Sequence[Any],
     options: EvaluateOptions,
     reconstruct: Callable[[ECGRecord, Any], ECGRecord],
+    highpass: dict[str, Any] | None = None,
 ) -> list[Evaluation]:
+    """Mode 1 on record files. With ``highpass`` (the models' input filter) every reference is
+    filtered so first, all leads alike: the models predict no baseline wander, so it is not
+    scored, and the measured inputs then carry none either."""
     from ecgfill.io import read_record
     from ecgfill.io.discover import find_records
 
@@ -377,6 +416,8 @@ def _evaluate_records(
             if item.error:
                 raise RecordError(item.path, item.error)
             truth = complete_reference(read_record(item.path), item.path)
+            if highpass:
+                truth = _filtered(truth, highpass)
             masked = masked_input(truth, models[0].input_leads)
         except EcgfillError as exc:
             for evaluation in evaluations:
@@ -416,10 +457,17 @@ def _evaluate_dataset(
     from ecgfill.train.data import open_dataset
 
     ds = open_dataset(path)
+    dataset_highpass = (ds.meta.get("filters") or {}).get("highpass") or None
     for m in models:
         if abs(m.fs - ds.fs) > 1e-6:
             raise UsageError(
                 f"model {m.name} runs at {m.fs:g} Hz but dataset {path} is at {ds.fs:g} Hz"
+            )
+        if _highpass_of(m) != dataset_highpass:
+            raise UsageError(
+                f"model {m.name} was trained with {_describe_highpass(_highpass_of(m))} but "
+                f"dataset {path} has {_describe_highpass(dataset_highpass)}; preprocess it with "
+                "the model's filter (ecgfill preprocess --highpass) or evaluate record files"
             )
     indices = ds.indices(split)
     indices = indices[ds.n_valid[indices] > 0]

@@ -221,6 +221,9 @@ class ReconstructionModel(ABC):
         self.multiple: int = int(card.get("multiple", 1))
         self.window: int = int(card["window"])
         self.latent_channels: int = int(card.get("latent_channels", 0))
+        # Filters the training data went through (``dataset.json["filters"]``); the same are
+        # applied to the model's inputs before prediction (see ecgfill.reconstruct).
+        self.input_filters: dict[str, Any] = dict(card.get("input_filters") or {})
         if self.output_leads != output_leads_for(self.input_leads):
             raise ModelError(
                 f"{source}: output leads {','.join(self.output_leads)} are not the independent "
