@@ -42,8 +42,8 @@ FEATURE_STATS_KEYS = {"abs_error", "bias", "within_tolerance", "n", "unmeasured"
                       "reference_unmeasured"}
 PAIRED_KEYS = {"mean_diff", "median_diff", "ci95", "n", "wilcoxon_p", "cohens_d"}
 SUMMARY_KEYS = {"learned_leads", "chest_leads", "derived_leads", "n_records", "n_failed", "model",
-                "input_leads", "learned", "derived", "exact", "mode", "reference", "split", "reference_highpass",
-                "bootstrap", "seed"}
+                "input_leads", "learned", "derived", "exact", "mode", "reference", "split",
+                "reference_highpass", "bootstrap", "seed"}
 
 
 class OracleModel:
