@@ -2,7 +2,7 @@
 # Evaluate every shipped model on PTB-XL fold 9 (100 Hz) and on 500 Hz records, next to its
 # linear baseline. Usage: scripts/evaluate_shipped.sh DATASET_DIR SHARED_DATA OUT_DIR
 set -euo pipefail
-dataset=${1:-data/ptbxl100}
+dataset=${1:-data/ptbxl100hp}
 shared=${2:-../shared/data}
 out=${3:-results}
 mkdir -p "$out"
