@@ -253,7 +253,8 @@ class Highpass:
             "cutoff_hz": self.cutoff_hz,
             "order": self.order,
             "zero_phase": True,
-            "implementation": "scipy.signal.sosfiltfilt, odd padding of 3/cutoff seconds",
+            "implementation": "forward-backward response (as scipy.signal.sosfiltfilt) by FFT, "
+                              "odd padding of 3/cutoff seconds",
         }
 
     @classmethod
@@ -269,23 +270,50 @@ class Highpass:
 def highpass(
     x: np.ndarray, fs: float, cutoff_hz: float = 0.5, order: int = 2, axis: int = -1
 ) -> np.ndarray:
-    """Zero-phase Butterworth high-pass (second-order sections, forward-backward); float32 out.
+    """Zero-phase Butterworth high-pass; float32 out.
 
-    The ends are extended point-symmetrically (drift continues smoothly) by 3 / cutoff seconds,
-    at most the signal length minus one, so the start-up transient stays out of the signal.
+    The same response as ``scipy.signal.sosfiltfilt`` with ``butter(order, cutoff_hz, "highpass",
+    fs=fs)``, forward and backward, i.e. the squared magnitude of the bilinear-transform
+    Butterworth, applied by FFT in numpy (no scipy.signal import at start-up). The ends are extended
+    point-symmetrically (drift continues smoothly) by 3 / cutoff seconds, at most the signal
+    length minus one, so the start-up transient stays out of the signal.
     """
-    from scipy.signal import butter, sosfiltfilt
-
     fs = _check_rate(fs, "fs")
     if not 0 < cutoff_hz < fs / 2:
         raise ValueError(f"high-pass cutoff {cutoff_hz} Hz must lie between 0 and {fs / 2} Hz")
-    data = np.asarray(x, dtype=np.float64)
-    n = data.shape[axis]
+    if order < 1:
+        raise ValueError(f"high-pass order must be >= 1, not {order}")
+    data = np.moveaxis(np.asarray(x, dtype=np.float64), axis, -1)
+    n = data.shape[-1]
     if n < 2:
-        return data.astype(np.float32)
-    sos = butter(order, cutoff_hz, btype="highpass", fs=fs, output="sos")
+        return np.moveaxis(data, -1, axis).astype(np.float32)
     padlen = min(n - 1, math.ceil(3 * fs / cutoff_hz))
-    return sosfiltfilt(sos, data, axis=axis, padtype="odd", padlen=padlen).astype(np.float32)
+    # Odd extension, then the edge values held (as sosfiltfilt's steady-state initial conditions
+    # assume) for long enough that the FFT's wrap-around meets no step within the filter's memory.
+    hold = math.ceil(3 * fs / cutoff_hz)
+    extended = np.pad(_odd_extension(data, padlen, padlen), [(0, 0)] * (data.ndim - 1) + [(hold, hold)],
+                      mode="edge")
+    padlen += hold
+    nfft = _fast_length(extended.shape[-1])
+    warped = np.tan(np.pi * np.fft.rfftfreq(nfft))  # tan(omega / 2): the bilinear frequency map
+    ratio = (np.tan(np.pi * cutoff_hz / fs) / np.where(warped > 0, warped, 1.0)) ** (2 * order)
+    gain = np.where(warped > 0, 1.0 / (1.0 + ratio), 0.0)  # |H|^2 of the Butterworth high-pass
+    out = np.fft.irfft(np.fft.rfft(extended, nfft) * gain, nfft)[..., padlen : padlen + n]
+    return np.moveaxis(out, -1, axis).astype(np.float32)
+
+
+def _fast_length(n: int) -> int:
+    """The smallest 2^a * 3^b * 5^c >= n (a fast FFT size)."""
+    best = 1 << (n - 1).bit_length()
+    p5 = 1
+    while p5 < best:
+        p35 = p5
+        while p35 < best:
+            size = p35 * (1 << max(0, (-(-n // p35) - 1).bit_length()))
+            best = min(best, size)
+            p35 *= 3
+        p5 *= 5
+    return best
 
 
 def apply_filters(x: np.ndarray, fs: float, filters: Mapping[str, Any], axis: int = -1) -> np.ndarray:

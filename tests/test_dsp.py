@@ -106,6 +106,24 @@ def test_highpass_removes_wander_and_keeps_the_ecg_band() -> None:
     assert np.abs(dsp.highpass(wander, fs, 0.5)).max() < 0.01  # drift continues at the ends
 
 
+@pytest.mark.parametrize(("fs", "n", "cutoff", "order", "tolerance"), [
+    (100, 1000, 0.5, 2, 1e-6), (500, 5000, 0.5, 2, 1e-6), (250, 2500, 0.67, 3, 1e-4),
+    (100, 30000, 0.5, 2, 1e-6), (100, 150, 0.5, 2, 5e-3),  # 1.5 s: shorter than the padding
+])
+def test_highpass_matches_scipy_sosfiltfilt(fs: float, n: int, cutoff: float, order: int,
+                                            tolerance: float) -> None:
+    from scipy.signal import butter, sosfiltfilt
+
+    rng = np.random.default_rng(n)
+    x = 0.01 * np.cumsum(rng.standard_normal((3, n)), axis=1) + sine(fs, n, freq=5.0)
+    sos = butter(order, cutoff, btype="highpass", fs=fs, output="sos")
+    padlen = min(n - 1, int(np.ceil(3 * fs / cutoff)))
+    expected = sosfiltfilt(sos, x, axis=-1, padtype="odd", padlen=padlen)
+    assert np.abs(dsp.highpass(x, fs, cutoff, order) - expected).max() < tolerance
+    along_first = dsp.highpass(x.T, fs, cutoff, order, axis=0)
+    assert np.array_equal(along_first.T, dsp.highpass(x, fs, cutoff, order))
+
+
 def test_highpass_spec_round_trips_and_applies_identically() -> None:
     spec = dsp.Highpass(0.67, order=3)
     x = sine(500, 5000) + 0.5
