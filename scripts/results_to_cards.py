@@ -37,10 +37,13 @@ def main() -> None:
                 report = json.loads(path.read_text())
                 entry = {"data": what, "records": report["summary"]["n_records"],
                          "learned_leads": stats(report, "learned_leads"),
-                         "derived_leads": stats(report, "derived_leads")}
+                         "derived_leads": stats(report, "derived_leads"),
+                         "missing_leads": stats(report, "missing_leads"),
+                         "reference_highpass": report["summary"].get("reference_highpass")}
                 baseline = report.get("comparison", {}).get("report")
                 if baseline:
                     entry["linear_baseline_learned_leads"] = stats(baseline, "learned_leads")
+                    entry["linear_baseline_missing_leads"] = stats(baseline, "missing_leads")
                 extra.setdefault(model, {}).setdefault("evaluation", {})[key] = entry
     json.dump(extra, sys.stdout, indent=2)
 

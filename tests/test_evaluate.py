@@ -41,9 +41,9 @@ STATS_KEYS = {"mean", "median", "ci95", "n"}
 FEATURE_STATS_KEYS = {"abs_error", "bias", "within_tolerance", "n", "unmeasured",
                       "reference_unmeasured"}
 PAIRED_KEYS = {"mean_diff", "median_diff", "ci95", "n", "wilcoxon_p", "cohens_d"}
-SUMMARY_KEYS = {"learned_leads", "chest_leads", "derived_leads", "n_records", "n_failed", "model",
-                "input_leads", "learned", "derived", "exact", "mode", "reference", "split",
-                "reference_highpass", "bootstrap", "seed"}
+SUMMARY_KEYS = {"learned_leads", "chest_leads", "derived_leads", "missing_leads", "n_records",
+                "n_failed", "model", "input_leads", "learned", "derived", "exact", "mode",
+                "reference", "split", "reference_highpass", "bootstrap", "seed"}
 
 
 class OracleModel:
@@ -184,6 +184,10 @@ def test_single_lead_input_reports_derived_leads(refs: Path, truths: list[ECGRec
     assert {report["leads"][n]["origin"] for n in ("III", "aVR", "aVL", "aVF")} == {"derived"}
     assert report["leads"]["II"]["origin"] == "learned"
     assert report["summary"]["derived_leads"]["pearson_r"]["mean"] > 0.9
+    # "missing leads": each record's mean over all 11 leads it lacked, learned and derived
+    per_record = [np.mean([s.metrics[n]["pearson_r"] for n in STANDARD_LEADS if n != "I"])
+                  for s in evaluation.scores]
+    assert report["summary"]["missing_leads"]["pearson_r"]["mean"] == pytest.approx(np.mean(per_record))
 
 
 def test_compare_two_models(refs: Path, truths: list[ECGRecord]) -> None:

@@ -16,9 +16,10 @@ Metrics: ``pearson_r``; ``mae_mv`` and ``rmse_mv``; ``prd_pct`` = 100·‖error�
 reconstructed ÷ true QRS peak-to-peak (median over beats; < 1 means shrunk towards the mean).
 
 ``"summary"``:
-  ``learned_leads``, ``chest_leads``, ``derived_leads``: metric -> *stats*, where each record
-  first contributes its mean over its learned leads (its learned chest leads V1-V6; its derived
-  leads); ``null`` when there are no such leads. ``n_records`` (scored), ``n_failed``, ``model``
+  ``learned_leads``, ``chest_leads``, ``derived_leads``, ``missing_leads``: metric -> *stats*,
+  where each record first contributes its mean over its learned leads (its learned chest leads
+  V1-V6; its derived leads; all the leads it lacked, learned and derived together); ``null``
+  when there are no such leads. ``n_records`` (scored), ``n_failed``, ``model``
   (name and version; for folders the models named in the headers), ``input_leads`` (list, or
   ``null`` when records differ), ``learned``/``derived``/``exact`` (lead lists), ``mode``
   (``records``, ``dataset`` or ``folders``), ``reference``, ``split``, ``bootstrap``, ``seed``,
@@ -90,7 +91,7 @@ from ecgfill.evaluate.metrics import (
 from ecgfill.evaluate.run import GLOBAL_ROW, Evaluation, RecordScore
 from ecgfill.leads import CHEST_LEADS, STANDARD_LEADS
 
-GROUPS: tuple[str, ...] = ("learned_leads", "chest_leads", "derived_leads")
+GROUPS: tuple[str, ...] = ("learned_leads", "chest_leads", "derived_leads", "missing_leads")
 
 
 def _group_leads(score: RecordScore, group: str) -> list[str]:
@@ -98,6 +99,9 @@ def _group_leads(score: RecordScore, group: str) -> list[str]:
         return score.leads_with("learned")
     if group == "chest_leads":
         return [n for n in score.leads_with("learned") if n in CHEST_LEADS]
+    if group == "missing_leads":
+        return [n for n in STANDARD_LEADS if n in score.leads_with("learned")
+                or n in score.leads_with("derived")]
     return score.leads_with("derived")
 
 
