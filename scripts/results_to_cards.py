@@ -18,6 +18,9 @@ SETS = {
 }
 
 
+GROUPS = ("learned_leads", "chest_leads", "derived_leads", "missing_leads")
+
+
 def stats(report: dict, group: str) -> dict | None:
     value = report["summary"].get(group)
     if not value:
@@ -25,6 +28,12 @@ def stats(report: dict, group: str) -> dict | None:
     r = value["pearson_r"]
     return {"r_mean": round(r["mean"], 4), "r_ci95": [round(x, 4) for x in r["ci95"] or []],
             "mae_mv": round(value["mae_mv"]["mean"], 4)}
+
+
+def entry_for(report: dict, what: str) -> dict:
+    return {"data": what, "records": report["summary"]["n_records"],
+            **{group: stats(report, group) for group in GROUPS},
+            "reference_highpass": report["summary"].get("reference_highpass")}
 
 
 def main() -> None:
@@ -35,15 +44,15 @@ def main() -> None:
             if path.stem.endswith("-" + suffix):
                 model = path.stem[: -len(suffix) - 1]
                 report = json.loads(path.read_text())
-                entry = {"data": what, "records": report["summary"]["n_records"],
-                         "learned_leads": stats(report, "learned_leads"),
-                         "derived_leads": stats(report, "derived_leads"),
-                         "missing_leads": stats(report, "missing_leads"),
-                         "reference_highpass": report["summary"].get("reference_highpass")}
+                entry = entry_for(report, what)
                 baseline = report.get("comparison", {}).get("report")
                 if baseline:
                     entry["linear_baseline_learned_leads"] = stats(baseline, "learned_leads")
                     entry["linear_baseline_missing_leads"] = stats(baseline, "missing_leads")
+                    baseline_name = (baseline["summary"].get("model") or "").split()[0]
+                    if baseline_name:  # the baseline's own card gets its figures too
+                        extra.setdefault(baseline_name, {}).setdefault("evaluation", {})[key] = \
+                            entry_for(baseline, what)
                 extra.setdefault(model, {}).setdefault("evaluation", {})[key] = entry
     json.dump(extra, sys.stdout, indent=2)
 
