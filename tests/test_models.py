@@ -288,3 +288,35 @@ def test_default_networks_are_small_next_to_the_paper_unet() -> None:
         net = build_network(_card(arch))
         assert count_parameters(net) < 1.5e6
         assert flops_per_second(net, 3, 100.0, 1000) <= 0.1 * reference
+
+
+# -- the models shipped in models/ ---------------------------------------------------------------
+
+SHIPPED_DIR = Path(__file__).resolve().parents[1] / "models"
+SHIPPED_SETS = [("I", "II", "V4"), ("II", "V1", "V5"), ("I", "II", "V3"), ("I",)]
+
+
+def _shipped_cards() -> list[dict]:
+    cards = [json.loads(p.read_text()) for p in sorted(SHIPPED_DIR.glob("*.json"))]
+    return [c for c in cards if c.get("format") == "ecgfill-model" and "input_leads" in c]
+
+
+@pytest.mark.parametrize("leads", SHIPPED_SETS, ids=lambda s: ",".join(s))
+def test_every_issue_lead_set_has_a_learned_model_and_a_linear_fallback(leads: tuple) -> None:
+    archs = {c["arch"] for c in _shipped_cards() if tuple(c["input_leads"]) == leads}
+    assert "linear" in archs and archs & {"unet", "vae"}
+    chosen = find_model_for_leads(list(reversed(leads)))
+    assert chosen is not None and not chosen.startswith("linear")
+
+
+def test_shipped_cards_agree_with_their_recipe_and_filter() -> None:
+    cards = _shipped_cards()
+    assert cards
+    for card in cards:
+        cutoff = card["input_filters"]["highpass"]["cutoff_hz"]
+        recipe = card["recipe"]
+        assert f"--highpass {cutoff:g}" in recipe["preprocess"], card["name"]
+        dataset = recipe["preprocess"].split()[3]
+        assert recipe["train"].split()[2] == dataset and recipe["evaluate"].split()[2] == dataset
+        model = load_model(card["name"])
+        assert model.input_filters["highpass"]["cutoff_hz"] == cutoff
