@@ -291,37 +291,33 @@ def highpass(
     # Odd extension, then the edge values held (as sosfiltfilt's steady-state initial conditions
     # assume) for long enough that the FFT's wrap-around meets no step within the filter's memory.
     hold = math.ceil(3 * fs / cutoff_hz)
-    extended = np.pad(_odd_extension(data, padlen, padlen), [(0, 0)] * (data.ndim - 1) + [(hold, hold)],
-                      mode="edge")
-    padlen += hold
-    nfft = _fast_length(extended.shape[-1])
+    extended = np.pad(_odd_extension(data, padlen, padlen),
+                      [(0, 0)] * (data.ndim - 1) + [(hold, hold)], mode="edge")
+    start = padlen + hold
+    nfft = 1 << (extended.shape[-1] - 1).bit_length()
     warped = np.tan(np.pi * np.fft.rfftfreq(nfft))  # tan(omega / 2): the bilinear frequency map
     ratio = (np.tan(np.pi * cutoff_hz / fs) / np.where(warped > 0, warped, 1.0)) ** (2 * order)
     gain = np.where(warped > 0, 1.0 / (1.0 + ratio), 0.0)  # |H|^2 of the Butterworth high-pass
-    out = np.fft.irfft(np.fft.rfft(extended, nfft) * gain, nfft)[..., padlen : padlen + n]
+    out = np.fft.irfft(np.fft.rfft(extended, nfft) * gain, nfft)[..., start : start + n]
     return np.moveaxis(out, -1, axis).astype(np.float32)
 
 
-def _fast_length(n: int) -> int:
-    """The smallest 2^a * 3^b * 5^c >= n (a fast FFT size)."""
-    best = 1 << (n - 1).bit_length()
-    p5 = 1
-    while p5 < best:
-        p35 = p5
-        while p35 < best:
-            size = p35 * (1 << max(0, (-(-n // p35) - 1).bit_length()))
-            best = min(best, size)
-            p35 *= 3
-        p5 *= 5
-    return best
+def highpass_in(filters: Mapping[str, Any] | None) -> Highpass | None:
+    """The high-pass a ``filters`` record (``dataset.json["filters"]``, a card's
+    ``input_filters``) names, or None. Two records name the same filter when these are equal,
+    whatever implementation note they carry."""
+    spec = (filters or {}).get("highpass")
+    return Highpass.from_dict(spec) if spec else None
 
 
-def apply_filters(x: np.ndarray, fs: float, filters: Mapping[str, Any], axis: int = -1) -> np.ndarray:
+def apply_filters(
+    x: np.ndarray, fs: float, filters: Mapping[str, Any] | None, axis: int = -1
+) -> np.ndarray:
     """Apply the filters a dataset recorded (``dataset.json["filters"]``) the same way."""
-    spec = filters.get("highpass")
-    if not spec:
+    highpass = highpass_in(filters)
+    if highpass is None:
         return np.asarray(x, dtype=np.float32)
-    return Highpass.from_dict(spec).apply(x, fs, axis=axis)
+    return highpass.apply(x, fs, axis=axis)
 
 
 def true_runs(mask: np.ndarray) -> list[tuple[int, int]]:

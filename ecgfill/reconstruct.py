@@ -111,16 +111,12 @@ def predict_at_record_rate(
     themselves are never filtered. Returns the prediction and, when ``samples`` > 1 (VAE
     models), its per-sample spread.
     """
-    from ecgfill.dsp import resample
+    from ecgfill.dsp import apply_filters, resample
 
     n = x.shape[-1]
     same_rate = abs(fs - model.fs) < 1e-9
     x_model = x if same_rate else resample(x, fs, model.fs)
-    filters = getattr(model, "input_filters", None)
-    if filters and filters.get("highpass"):
-        from ecgfill.dsp import apply_filters
-
-        x_model = apply_filters(x_model, model.fs, filters)
+    x_model = apply_filters(x_model, model.fs, getattr(model, "input_filters", None))
     spread = None
     if samples > 1:
         mean, std = model.predict(x_model[None], samples=samples)

@@ -94,3 +94,19 @@ def test_dataset_filter_must_match_the_model(tmp_path: Path) -> None:
     assert meta["filters"]["highpass"] is None
     with pytest.raises(UsageError, match="trained with 0.5 Hz high-pass but dataset .* has no"):
         evaluate_models([str(dataset)], [CopyModel(("I", "II", "V4"), HIGHPASS)], split="val")
+
+
+def test_dataset_with_the_same_filter_under_another_implementation_note_is_accepted(
+    tmp_path: Path,
+) -> None:
+    """Cards made from older datasets carry another implementation note for the same filter."""
+    from ecgfill.train.data import write_synthetic_dataset
+
+    dataset = write_synthetic_dataset(tmp_path / "ds", 6, 4.0, FS)
+    meta = json.loads((dataset / "dataset.json").read_text())
+    meta["filters"]["highpass"] = {**HIGHPASS, "implementation": "scipy.signal.sosfiltfilt"}
+    (dataset / "dataset.json").write_text(json.dumps(meta))
+    model = CopyModel(("I", "II", "V4"), HIGHPASS)
+    [evaluation] = evaluate_models([str(dataset)], [model], EvaluateOptions(features=False),
+                                   split="train")
+    assert evaluation.scores and evaluation.reference_highpass["cutoff_hz"] == 0.5

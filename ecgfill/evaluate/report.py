@@ -100,8 +100,8 @@ def _group_leads(score: RecordScore, group: str) -> list[str]:
     if group == "chest_leads":
         return [n for n in score.leads_with("learned") if n in CHEST_LEADS]
     if group == "missing_leads":
-        return [n for n in STANDARD_LEADS if n in score.leads_with("learned")
-                or n in score.leads_with("derived")]
+        missing = {*score.leads_with("learned"), *score.leads_with("derived")}
+        return [n for n in STANDARD_LEADS if n in missing]
     return score.leads_with("derived")
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import heapq
-import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -24,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from ecgfill.dsp import Highpass, highpass_in
 from ecgfill.errors import EcgfillError, RecordError, UsageError
 from ecgfill.evaluate.features import FEATURES, compare_global, compare_leads, detect_r_peaks
 from ecgfill.evaluate.metrics import SIGNAL_METRICS, signal_metrics
@@ -327,26 +327,25 @@ def evaluate_models(
             raise UsageError("--split applies to a preprocess dataset directory only")
         evaluations = _evaluate_records(references, models, options, reconstruct, highpass)
     for evaluation in evaluations:
-        evaluation.reference_highpass = highpass
+        evaluation.reference_highpass = highpass.to_dict() if highpass else None
     return evaluations
 
 
-def _shared_highpass(models: Sequence[Any]) -> dict[str, Any] | None:
+def _shared_highpass(models: Sequence[Any]) -> Highpass | None:
     """The input high-pass all ``models`` were trained with (None for none); they must agree,
     since the references are filtered the same way before scoring."""
-    specs = {json.dumps(_highpass_of(m), sort_keys=True) for m in models}
-    if len(specs) > 1:
+    if len({_highpass_of(m) for m in models}) > 1:
         described = "; ".join(f"{m.name}: {_describe_highpass(_highpass_of(m))}" for m in models)
         raise UsageError(f"models to compare must share their input filter ({described})")
     return _highpass_of(models[0])
 
 
-def _highpass_of(model: Any) -> dict[str, Any] | None:
-    return (getattr(model, "input_filters", None) or {}).get("highpass") or None
+def _highpass_of(model: Any) -> Highpass | None:
+    return highpass_in(getattr(model, "input_filters", None))
 
 
-def _describe_highpass(spec: dict[str, Any] | None) -> str:
-    return f"{spec['cutoff_hz']:g} Hz high-pass" if spec else "no high-pass"
+def _describe_highpass(highpass: Highpass | None) -> str:
+    return f"{highpass.cutoff_hz:g} Hz high-pass" if highpass else "no high-pass"
 
 
 def _new_evaluations(
@@ -381,11 +380,9 @@ def _score_all(
             options.observe(k, name, truth, recon)
 
 
-def _filtered(record: ECGRecord, highpass: dict[str, Any]) -> ECGRecord:
-    from ecgfill.dsp import apply_filters
-
+def _filtered(record: ECGRecord, highpass: Highpass) -> ECGRecord:
     bad = ~np.isfinite(record.signal)
-    signal = apply_filters(np.where(bad, 0.0, record.signal), record.fs, {"highpass": highpass})
+    signal = highpass.apply(np.where(bad, 0.0, record.signal), record.fs)
     signal[bad] = np.nan  # gaps stay gaps (scored as such)
     return replace(record, signal=signal)
 
@@ -399,7 +396,7 @@ def _evaluate_records(
     models: Sequence[Any],
     options: EvaluateOptions,
     reconstruct: Callable[[ECGRecord, Any], ECGRecord],
-    highpass: dict[str, Any] | None = None,
+    highpass: Highpass | None = None,
 ) -> list[Evaluation]:
     """Mode 1 on record files. With ``highpass`` (the models' input filter) every reference is
     filtered so first, all leads alike: the models predict no baseline wander, so it is not
@@ -457,7 +454,7 @@ def _evaluate_dataset(
     from ecgfill.train.data import open_dataset
 
     ds = open_dataset(path)
-    dataset_highpass = (ds.meta.get("filters") or {}).get("highpass") or None
+    dataset_highpass = highpass_in(ds.meta.get("filters"))
     for m in models:
         if abs(m.fs - ds.fs) > 1e-6:
             raise UsageError(
