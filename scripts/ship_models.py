@@ -37,9 +37,11 @@ TARGETS = {
 
 def recipe_dataset(card: dict) -> tuple[str, str]:
     """(dataset directory, extra preprocess options) the card's training data corresponds to."""
-    highpass = ((card.get("input_filters") or {}).get("highpass") or {}).get("cutoff_hz")
+    from ecgfill.dsp import highpass_in
+
+    highpass = highpass_in(card.get("input_filters"))
     if highpass:
-        return "data/ptbxl100hp", f" --highpass {highpass:g}"
+        return "data/ptbxl100hp", f" --highpass {highpass.cutoff_hz:g}"
     return "data/ptbxl100", ""
 
 
@@ -50,7 +52,7 @@ def portable(command: str, run_dir: Path, dataset: str) -> str:
     return " ".join(parts)
 
 
-def ship(run_dir: Path, extra: dict) -> dict:
+def ship(run_dir: Path) -> dict:
     side_files = {"best.json", "last.json", "options.json"}
     card_path = next(p for p in run_dir.glob("*.json") if p.name not in side_files)
     card = json.loads(card_path.read_text())
@@ -127,9 +129,9 @@ def main() -> None:
     args = parser.parse_args()
     extra = json.loads(args.extra.read_text()) if args.extra else {}
     for run in args.runs:
-        card = ship(run, extra)
+        card = ship(run)
         print(f"shipped {card['name']}")
-    for name, fields in extra.items():  # measurements for models already shipped
+    for name, fields in extra.items():  # measurements merged into the shipped cards
         path = HERE / f"{name}.json"
         if path.is_file():
             card = json.loads(path.read_text())
