@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from datetime import datetime, time
 from typing import Literal
 
 import numpy as np
@@ -10,6 +11,7 @@ import numpy as np
 from ecgfill.leads import LEAD_INDEX, LIMB_LEADS, STANDARD_LEADS, i_ii_from_limb, limb_lead
 
 Origin = Literal["measured", "derived", "reconstructed"]
+Start = datetime | time | None  # when the recording began (a time alone when the file has no date)
 
 FLAT_MV = 1e-3  # peak-to-peak below 1 µV counts as a flat line
 
@@ -20,6 +22,10 @@ class ECGRecord:
 
     ``origins`` says for each lead whether it was measured, derived by lead algebra or
     reconstructed by a model; ``other_channels`` names non-ECG channels the reader left out.
+    ``start`` is when the recording began, as the file says (None when it does not).
+    ``gains`` maps a lead to the ``(gain per mV, baseline)`` of the integers it was stored as
+    (only where those integers fit 16 bits): writers store a *measured* lead with them, so its
+    integers come back bit-exactly; any other lead is written at 1000/mV.
     """
 
     signal: np.ndarray
@@ -31,6 +37,8 @@ class ECGRecord:
     other_channels: tuple[str, ...] = ()
     warnings: list[str] = field(default_factory=list)
     model: str | None = None
+    start: Start = None
+    gains: dict[str, tuple[float, int]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.signal = np.asarray(self.signal, dtype=np.float32)

@@ -201,10 +201,11 @@ def patch_edf(path: Path, field: str, value: str, signal: int = 0) -> Path:
 
 
 def write_edf_channels(
-    folder: Path, labels: list[str], rates: list[float], dimension: str = "mV"
+    folder: Path, labels: list[str], rates: list[float], dimension: str = "mV",
+    annotations: tuple[str, ...] = (),
 ) -> Path:
     """An EDF+ file with the given channel labels and rates: 1 mV sine waves, ±2 mV range,
-    written in ``dimension`` (mV or uV)."""
+    written in ``dimension`` (mV or uV), with ``annotations`` at time 0."""
     import pyedflib
 
     path = folder / f"{NAME}.edf"
@@ -219,6 +220,8 @@ def write_edf_channels(
         ])
         writer.writeSamples([scale * np.sin(np.arange(int(rate * seconds)) / 10.0)
                              for rate in rates])
+        for text in annotations:
+            writer.writeAnnotation(0, -1, text)
     return path
 
 
@@ -327,9 +330,9 @@ def record_line_without_length(folder: Path) -> Path:
     return edit_record_line(write_wfdb(folder), 3, None)
 
 
-@case()
+@case(warning=r"start date/time '25:61:00 31/02/2020' not understood; left out")
 def record_line_unparsable_date(folder: Path) -> Path:
-    """A date wfdb-python rejects (Challenge headers have them) is dropped, not fatal."""
+    """An impossible date is dropped with a warning, not fatal."""
     header = write_wfdb(folder)
     return edit_header_text(header, f"{NAME} 3 250 1000", f"{NAME} 3 250 1000 25:61:00 31/02/2020")
 
@@ -920,6 +923,15 @@ def edf_duplicated_labels(folder: Path) -> Path:
 @case()
 def edf_microvolts(folder: Path) -> Path:
     return write_edf_channels(folder, ["ECG I", "ECG II", "V2"], [FS, FS, FS], dimension="uV")
+
+
+@case(warning=r"^ecgfill provenance gives no origin for III,V2 \(truncated\?\); taken as measured$")
+def edf_truncated_provenance(folder: Path) -> Path:
+    """What ecgfill wrote before issue 16: the origins annotation cut at 40 characters. The
+    leads it leaves out are named instead of silently taken as measured."""
+    truncated = "ecgfill-origins: I=measured II=measured III=derived V2=reconstructed"[:40]
+    return write_edf_channels(folder, ["ECG I", "ECG II", "ECG III", "V2"], [FS] * 4,
+                              annotations=("ecgfill 0.1.0: measured I,II", truncated))
 
 
 @case(error=r"file is a broken symbolic link")

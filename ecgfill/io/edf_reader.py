@@ -8,13 +8,17 @@ from pathlib import Path
 import numpy as np
 
 from ecgfill.errors import RecordError
-from ecgfill.io.channels import ChannelSet, build_record
+from ecgfill.io.channels import PROVENANCE_TAGS, ChannelSet, build_record
 from ecgfill.io.names import normalize_lead_name
+from ecgfill.io.times import from_edf_start
 from ecgfill.record import ECGRecord
 
 FIXED_HEADER_BYTES = 256
 RATE_DECIMALS = 6  # sampling rates are rounded to 1 µHz
 SAMPLES_FIELD = 216  # per-signal "samples per data record" fields start at 256 + ns * 216
+INT16_MAX = 32767  # digital ranges within ±this are written back to WFDB exactly
+GAIN_DIGITS = 12  # significant digits kept of a gain computed from EDF's 8-character fields
+BASELINE_TOLERANCE = 1e-3  # a digital offset this close to an integer counts as that integer
 
 
 class EdfReader:
@@ -59,12 +63,19 @@ class EdfReader:
         self.labels = [labels[i] for i in self.ecg]
         self.units = [reader.getPhysicalDimension(i).strip() or "mV" for i in self.ecg]
         self.others = [labels[i] for i in range(len(labels)) if i not in self.ecg]
-        patient = reader.getHeader().get("patientcode")
+        header = reader.getHeader()
+        patient = header.get("patientcode")
         self.comments = [f"patient_id: {patient}"] if patient else []
+        self.comments += [str(text) for onset, text in zip(*reader.readAnnotations()[::2],
+                                                            strict=True)
+                          if onset == 0 and str(text).startswith(PROVENANCE_TAGS)]
+        self.start = from_edf_start(header["startdate"]) if header.get("startdate") else None
+        self.adc = [_exact_adc(reader.getSignalHeader(i)) for i in self.ecg]
 
     def read(self, start: int, stop: int) -> ECGRecord:
         signal = np.stack([self._reader.readSignal(i, start, stop - start) for i in self.ecg])
-        channels = ChannelSet(signal=signal, labels=self.labels, units=self.units, fs=self.fs)
+        channels = ChannelSet(signal=signal, labels=self.labels, units=self.units, fs=self.fs,
+                              adc=self.adc, start=self.start)
         record = build_record(channels, str(self.path), list(self.comments))
         if self.others:
             record.other_channels = tuple(self.others)
@@ -82,6 +93,20 @@ class EdfReader:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _exact_adc(header: dict[str, object]) -> tuple[float, int] | None:
+    """(gain per unit, baseline) of a signal's integers, when WFDB format 16 holds them as they
+    are: a digital range within ±32767 and an integer offset."""
+    dmin, dmax = float(header["digital_min"]), float(header["digital_max"])
+    pmin, pmax = float(header["physical_min"]), float(header["physical_max"])
+    if not (-INT16_MAX <= dmin < dmax <= INT16_MAX) or pmax <= pmin:
+        return None
+    gain = float(f"{(dmax - dmin) / (pmax - pmin):.{GAIN_DIGITS}g}")  # 1000, not 1000.0000000000001
+    baseline = dmax - pmax * gain
+    if abs(baseline - round(baseline)) > BASELINE_TOLERANCE:
+        return None
+    return gain, round(baseline)
 
 
 def check_size(path: Path) -> None:

@@ -1,9 +1,17 @@
 """EDF+ writer (pyedflib), for viewers that need it; streams chunk by chunk like the WFDB writer.
 
-EDF stores 16-bit integers. Every lead gets the physical range ±32.767 mV over digital ±32767,
-i.e. the same 1 µV resolution as the WFDB output, so chunks can be written before the whole
-signal is known. pyedflib drops samples that do not fill a whole data record (pyedflib #321):
-the writer buffers to whole data records and pads only the final one, and reports it.
+EDF stores 16-bit integers over digital ±32767. Each lead is written with the integers the WFDB
+writer would use (:class:`~ecgfill.io.wfdb_writer.Scales`): a measured lead its own (its input's
+integers, bit-exact), others 1 µV, i.e. physical ±32.767 mV; so chunks can be written before the
+whole signal is known. EDF holds the physical range in 8 characters: a gain whose range does not
+fit (4880/mV: ±6.714549 mV) is kept to 6 significant digits, the integers themselves exactly.
+pyedflib drops samples that do not fill a whole data record (pyedflib #321): the writer buffers to
+whole data records and pads only the final one, and reports it.
+
+Provenance goes into EDF+ annotations at time 0, which hold 40 characters each: one per lead
+(``ecgfill-origins: V1=reconstructed``) and the model name in pieces, with enough annotation
+signals that the data records hold them all. The start date and time are the input's (whole
+seconds); 01.01.85 stands for an unknown date.
 """
 
 from __future__ import annotations
@@ -18,11 +26,14 @@ import numpy as np
 
 from ecgfill import __version__
 from ecgfill.io.atomic import AtomicWriter
-from ecgfill.io.wfdb_writer import DIGITAL_MAX, GAIN_PER_MV, provenance_lines, to_digital
+from ecgfill.io.channels import provenance_annotations
+from ecgfill.io.times import to_edf_start
+from ecgfill.io.wfdb_writer import DIGITAL_MAX, Scales, to_digital
 from ecgfill.record import ECGRecord
 
-PHYSICAL_MAX_MV = DIGITAL_MAX / GAIN_PER_MV
-
+ANNOTATION_BYTES = 40  # EDF+ annotation text that EDFlib writes
+MAX_ANNOTATION_SIGNALS = 64
+FIELD_CHARS = 8  # an EDF header number
 
 MAX_RECORD_BYTES = 61440  # EDF's recommended upper bound for one data record
 MAX_RECORD_SECONDS = 60.0  # pyedflib's bounds on a data record's duration
@@ -57,6 +68,22 @@ def data_record_samples(n_samples: int | None, fs: float, n_leads: int) -> int:
     return best if best * 10 >= second else second
 
 
+def edf_range(low: float, high: float) -> tuple[float, float]:
+    """``low``, ``high`` rounded to the most decimals that fit both in EDF's 8 characters."""
+    for decimals in range(FIELD_CHARS, -1, -1):
+        texts = [f"{v:.{decimals}f}" for v in (low, high)]
+        if all(len(t.rstrip("0").rstrip(".")) <= FIELD_CHARS for t in texts):
+            return float(texts[0]), float(texts[1])
+    return float(round(low)), float(round(high))
+
+
+def annotation_texts(record: ECGRecord) -> list[str]:
+    """The EDF+ annotations (at time 0) that carry the record's provenance."""
+    origins = dict(zip(record.leads, record.origins, strict=True))
+    return [f"ecgfill {__version__}",
+            *provenance_annotations(origins, record.model, ANNOTATION_BYTES)]
+
+
 class EdfWriter(AtomicWriter):
     """Writes an EDF+ file chunk by chunk to a temporary name, renamed on close."""
 
@@ -68,12 +95,15 @@ class EdfWriter(AtomicWriter):
         self._writer = None
         self._pending: np.ndarray | None = None
         self._spr = 1
+        self._scales: Scales | None = None
+        self._annotations: list[str] = []
 
     def write(self, chunk: ECGRecord) -> None:
-        digital, notes = to_digital(chunk)  # [samples, leads], 1 µV, clipped like WFDB
         if self.template is None:
             self.template = chunk
+            self._scales = Scales.of(chunk)
             self._open(chunk)
+        digital, notes = to_digital(chunk, self._scales)  # [samples, leads], clipped like WFDB
         self.template.warnings.extend(n for n in notes if n not in self.template.warnings)
         block = digital.T.astype(np.int32)
         self._pending = block if self._pending is None else np.concatenate([self._pending, block], 1)
@@ -87,6 +117,9 @@ class EdfWriter(AtomicWriter):
 
         fs = record.fs
         self._spr = data_record_samples(self.n_samples, fs, len(record.leads))
+        self._annotations = annotation_texts(record)
+        n_records = math.ceil(self.n_samples / self._spr) if self.n_samples else 1
+        signals = min(MAX_ANNOTATION_SIGNALS, math.ceil(len(self._annotations) / n_records))
         self._temp.parent.mkdir(parents=True, exist_ok=True)
         with warnings.catch_warnings():  # pyedflib warns about every forced record duration
             warnings.simplefilter("ignore", UserWarning)
@@ -95,13 +128,17 @@ class EdfWriter(AtomicWriter):
             ticks = round(self._spr / fs * DURATION_TICKS_PER_SECOND)
             writer.setDatarecordDuration(
                 min((ticks + 1e-4) / DURATION_TICKS_PER_SECOND, MAX_RECORD_SECONDS))
-            writer.setSignalHeaders([
-                {"label": f"ECG {name}", "dimension": "mV", "sample_frequency": fs,
-                 "physical_min": -PHYSICAL_MAX_MV, "physical_max": PHYSICAL_MAX_MV,
-                 "digital_min": -DIGITAL_MAX, "digital_max": DIGITAL_MAX,
-                 "transducer": "", "prefilter": ""}
-                for name in record.leads
-            ])
+            writer.set_number_of_annotation_signals(signals)
+            writer.setStartdatetime(to_edf_start(record.start))
+            headers = []
+            for ch, name in enumerate(record.leads):
+                low, high = edf_range(*self._scales.limits_mv(ch))
+                headers.append({
+                    "label": f"ECG {name}", "dimension": "mV", "sample_frequency": fs,
+                    "physical_min": low, "physical_max": high,
+                    "digital_min": -DIGITAL_MAX, "digital_max": DIGITAL_MAX,
+                    "transducer": "", "prefilter": ""})
+            writer.setSignalHeaders(headers)
             writer.setEquipment(f"ecgfill_{__version__}")
         self._writer = writer
 
@@ -115,8 +152,8 @@ class EdfWriter(AtomicWriter):
             pad = self._spr - self._pending.shape[1]
             self.template.warnings.append(f"EDF: padded {pad} samples to fill the last data record")
             self._write_block(np.pad(self._pending, ((0, 0), (0, pad)), mode="edge"))
-        for line in provenance_lines(self.template):
-            self._writer.writeAnnotation(0, -1, line[:40])
+        for text in self._annotations:
+            self._writer.writeAnnotation(0, -1, text)
         self._writer.close()
         os.replace(self._temp, self.paths[0])
 

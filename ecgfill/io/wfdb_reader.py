@@ -19,10 +19,13 @@ import numpy as np
 from ecgfill.errors import RecordError, first_line
 from ecgfill.io.channels import ChannelSet, build_record
 from ecgfill.io.files import file_problem
-from ecgfill.record import ECGRecord
+from ecgfill.io.times import parse_start
+from ecgfill.record import ECGRecord, Start
 
 MAX_SAMPLES = 2**31 // 8  # refuse headers that declare absurd lengths before allocating them
 MAX_FS = 1e6  # Hz; higher sampling frequencies in a header are corrupt, not exotic
+EXACT_BITS = 16  # integers of formats up to this width are written back as they are
+MAX_BASELINE = 2**16  # (integer - baseline) stays exact in float32 mV
 # Header grammar (WFDB header(5)), checked strictly so a damaged field is named instead of
 # being swallowed into a signal description as wfdb-python's lenient patterns do.
 _PLAIN_NAME = re.compile(r"~|[-\w]+(\.\w+)?", re.ASCII)  # a file in the header's folder
@@ -72,6 +75,8 @@ class WfdbReader:
             raise RecordError(self.header_path, f"header file {problem}")
         self.text = _read_header_text(self.header_path)
         self.info = _check_header(self.header_path, self.text)
+        ascii_text = self.text.encode("ascii", "ignore").decode("ascii")
+        self.start, self.start_problem = parse_start(_fields(_header_lines(ascii_text)[0])[4:])
         self._readable = _readable_header(self.header_path, self.text)
         self.base = self._readable.__enter__()
         try:
@@ -176,7 +181,9 @@ class WfdbReader:
                 raise RecordError(self.header_path, problem) from None
             raise RecordError(self.header_path, f"cannot read WFDB record: {first_line(exc)}") from None
         self._check_chunk(rec, start, stop)
-        record = _to_record(rec, self.header_path)
+        record = _to_record(rec, self.header_path, self.start)
+        if self.start_problem:
+            record.warnings.append(self.start_problem)
         for name, gain in zip(getattr(rec, "sig_name", None) or [], self.info.gains, strict=False):
             if gain == 0:
                 note = f"lead {name}: ADC gain 0 (uncalibrated) in the header; WFDB's default 200/mV assumed"
@@ -484,11 +491,12 @@ def _wfdb_accepts_time_date(parts: list[str]) -> bool:
     return True
 
 
-def _to_record(rec: object, header_path: Path) -> ECGRecord:
+def _to_record(rec: object, header_path: Path, start: Start = None) -> ECGRecord:
     """Convert a wfdb Record (digital, or physical for multi-segment) into physical units."""
     path = str(header_path)
     names = [str(n) for n in (rec.sig_name or [])]
     units = [str(u) if u else "mV" for u in (rec.units or ["mV"] * len(names))]
+    adc = None
     if getattr(rec, "d_signal", None) is not None:
         digital = rec.d_signal
         gain = np.asarray(rec.adc_gain, dtype=np.float64)
@@ -499,13 +507,26 @@ def _to_record(rec: object, header_path: Path) -> ECGRecord:
             bad = _invalid_value(fmt)
             if bad is not None:
                 physical[digital[:, ch] == bad, ch] = np.nan
+        adc = [_exact_adc(str(f), float(g), int(b))
+               for f, g, b in zip(rec.fmt, gain, rec.baseline, strict=True)]
     else:
         physical = np.asarray(rec.p_signal, dtype=np.float64)
     if physical.ndim != 2 or physical.shape[0] == 0:
         raise RecordError(path, "zero-length record")
     comments = [str(c) for c in (rec.comments or [])]
-    channels = ChannelSet(signal=physical.T, labels=names, units=units, fs=float(rec.fs))
+    channels = ChannelSet(signal=physical.T, labels=names, units=units, fs=float(rec.fs),
+                          adc=adc, start=start)
     return build_record(channels, path, comments)
+
+
+def _exact_adc(fmt: str, gain: float, baseline: int) -> tuple[float, int] | None:
+    """(gain, baseline) when a signal's integers can be written back exactly in format 16."""
+    from wfdb.io._signal import BIT_RES
+
+    fits = fmt != "8" and BIT_RES.get(fmt, 32) <= EXACT_BITS  # format 8 stores differences
+    if fits and math.isfinite(gain) and gain > 0 and abs(baseline) <= MAX_BASELINE:
+        return gain, baseline
+    return None
 
 
 def _invalid_value(fmt: str) -> int | None:

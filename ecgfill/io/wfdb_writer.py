@@ -1,14 +1,16 @@
-"""WFDB writer: format 16, 1 µV resolution, byte-identical to ``wfdb.wrsamp`` but vectorised.
+"""WFDB writer: format 16, byte-identical to ``wfdb.wrsamp`` but vectorised.
 
 ``wfdb.wrsamp(p_signal=...)`` picks a data-dependent gain per channel (wfdb-python #449) and spends
-most of its time in pandas lookups; this writer fixes gain 1000/mV, baseline 0, and builds the
-header and data in a few numpy operations.
+most of its time in pandas lookups; this writer builds the header and data in a few numpy
+operations. Measured leads keep the gain and baseline they were read with, so their integers are
+the input's own; derived and reconstructed leads are written at 1000/mV (1 µV), baseline 0.
 """
 
 from __future__ import annotations
 
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +18,7 @@ import numpy as np
 from ecgfill import __version__
 from ecgfill.io.atomic import AtomicWriter
 from ecgfill.io.channels import provenance_comments
+from ecgfill.io.times import wfdb_start_fields
 from ecgfill.record import ECGRecord
 
 GAIN_PER_MV = 1000  # 1 digital unit = 1 µV
@@ -29,30 +32,64 @@ def safe_record_name(name: str) -> str:
     return name if _NAME_OK.match(name) else re.sub(r"[^-\w]", "_", name) or "record"
 
 
-def to_digital(record: ECGRecord) -> tuple[np.ndarray, list[str]]:
-    """[samples, leads] int16 at 1 µV; out-of-range values are clipped and reported."""
-    scaled = record.signal.astype(np.float64) * GAIN_PER_MV
+@dataclass(frozen=True)
+class Scales:
+    """Per lead, the gain (digital units per mV) and baseline its integers are written with:
+    a measured lead keeps the ones it was read with (``record.gains``), so its integers are the
+    input's own; every other lead is written at 1000/mV, baseline 0."""
+
+    gains: np.ndarray
+    baselines: np.ndarray
+
+    @classmethod
+    def of(cls, record: ECGRecord) -> Scales:
+        pairs = [record.gains.get(name, (GAIN_PER_MV, 0)) if origin == "measured"
+                 else (GAIN_PER_MV, 0) for name, origin in zip(record.leads, record.origins,
+                                                               strict=True)]
+        return cls(np.array([g for g, _ in pairs], np.float64), np.array([b for _, b in pairs]))
+
+    def limits_mv(self, ch: int) -> tuple[float, float]:
+        """The physical range (mV) the integers of lead ``ch`` can hold."""
+        return tuple(((-DIGITAL_MAX, DIGITAL_MAX) - self.baselines[ch]) / self.gains[ch])
+
+
+def to_digital(record: ECGRecord, scales: Scales | None = None) -> tuple[np.ndarray, list[str]]:
+    """[samples, leads] int16 (``scales``, default :meth:`Scales.of`); values out of range are
+    clipped and reported, non-finite ones become WFDB's invalid value."""
+    scales = scales or Scales.of(record)
+    scaled = record.signal.astype(np.float64) * scales.gains[:, None]
     finite = np.isfinite(scaled)
+    digital = np.rint(np.where(finite, scaled, 0.0)) + scales.baselines[:, None]
     notes = []
-    over = finite & (np.abs(scaled) > DIGITAL_MAX)
+    over = finite & (np.abs(digital) > DIGITAL_MAX)
     for ch in np.flatnonzero(over.any(axis=1)):
-        count = int(over[ch].sum())
-        notes.append(f"lead {record.leads[ch]}: {count} samples beyond ±32.767 mV clipped")
-    digital = np.clip(np.rint(np.where(finite, scaled, 0.0)), -DIGITAL_MAX, DIGITAL_MAX)
+        low, high = scales.limits_mv(ch)
+        limits = f"±{high:.6g}" if low == -high else f"{low:.6g}..{high:.6g}"
+        notes.append(f"lead {record.leads[ch]}: {int(over[ch].sum())} samples beyond "
+                     f"{limits} mV clipped")
+    digital = np.clip(digital, -DIGITAL_MAX, DIGITAL_MAX)
     digital = np.where(finite, digital, INVALID).astype("<i2")
     return digital.T, notes
 
 
+def number_text(value: float) -> str:
+    """A gain as a header writes it: ``1000``, ``4880``, ``200.5``."""
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
 def header_text(
-    record: ECGRecord, name: str, n_samples: int, first: np.ndarray, checksums: np.ndarray
+    record: ECGRecord, name: str, n_samples: int, first: np.ndarray, checksums: np.ndarray,
+    scales: Scales | None = None,
 ) -> str:
     """The ``.hea`` text: record line, one line per signal, then provenance comments."""
+    scales = scales or Scales.of(record)
     fs = record.fs
     fs_text = str(int(fs)) if float(fs).is_integer() else repr(float(fs))
-    lines = [f"{name} {len(record.leads)} {fs_text} {n_samples}"]
+    lines = [f"{name} {len(record.leads)} {fs_text} {n_samples}{wfdb_start_fields(record.start)}"]
     for ch, lead in enumerate(record.leads):
+        adc = f"{number_text(scales.gains[ch])}({int(scales.baselines[ch])})/mV"
         lines.append(
-            f"{name}.dat 16 {GAIN_PER_MV}(0)/mV 16 0 {int(first[ch])} {int(checksums[ch])} 0 {lead}"
+            f"{name}.dat 16 {adc} 16 0 {int(first[ch])} {int(checksums[ch])} 0 {lead}"
         )
     lines.extend("# " + c for c in provenance_lines(record) + list(record.comments))
     return "\n".join(lines) + "\n"
@@ -88,6 +125,7 @@ class WfdbWriter(AtomicWriter):
         self.template: ECGRecord | None = None
         self._sums: np.ndarray | None = None
         self._first: np.ndarray | None = None
+        self._scales: Scales | None = None
         self._n = 0
         self.base.parent.mkdir(parents=True, exist_ok=True)
         self._data = open(self._temps[0], "wb")  # noqa: SIM115 (closed in close/abort)
@@ -96,9 +134,10 @@ class WfdbWriter(AtomicWriter):
         """Append a chunk; its leads and metadata must match the first chunk's."""
         if self.template is None:
             self.template = chunk
+            self._scales = Scales.of(chunk)
         elif chunk.leads != self.template.leads:
             raise ValueError("chunk leads differ from the first chunk's")
-        digital, notes = to_digital(chunk)
+        digital, notes = to_digital(chunk, self._scales)
         self.template.warnings.extend(n for n in notes if n not in self.template.warnings)
         if self._first is None and len(digital):
             self._first = digital[0].copy()
@@ -111,7 +150,8 @@ class WfdbWriter(AtomicWriter):
         if self.template is None or self._first is None:
             raise ValueError("no samples written")
         self._data.close()
-        text = header_text(self.template, self.base.name, self._n, self._first, self._sums % 65536)
+        text = header_text(self.template, self.base.name, self._n, self._first, self._sums % 65536,
+                           self._scales)
         self._temps[1].write_text(text, encoding="utf-8")
         for temp, target in zip(self._temps, self.paths, strict=True):
             os.replace(temp, target)
