@@ -47,10 +47,11 @@ from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 import numpy as np
 
 from ecgfill import __version__, console
-from ecgfill.dsp import RESAMPLE_METHODS, Highpass, fill_gaps, resample, resampled_length, true_runs
+from ecgfill.dsp import RESAMPLE_METHODS, Highpass, fill_gaps, resample, resampled_length
 from ecgfill.errors import EcgfillError, RecordError, UsageError
+from ecgfill.io.names import ptbxl_ecg_id
 from ecgfill.leads import CHEST_LEADS, LIMB_LEADS, STANDARD_LEADS
-from ecgfill.record import FLAT_MV
+from ecgfill.quality import clipped_level, is_flat
 
 if TYPE_CHECKING:
     from ecgfill.io.discover import RecordInput
@@ -66,16 +67,12 @@ MANIFEST_COLUMNS: tuple[str, ...] = (
 )
 MAX_GAP_MS = 50.0  # NaN runs up to this long are interpolated; longer ones exclude the record
 MIN_SECONDS = 5.0  # records shorter than this are flagged "short"
-CLIP_MIN_MS = 60.0  # a run this long at a lead's extreme value counts as clipping ...
-CLIP_MIN_SAMPLES = 4
-CLIP_FAR_FROM_MEDIAN = 0.5  # ... at a value at least this share of the range from the median
 EDGE_MARGIN_S = 1.0  # extra input kept past ``seconds`` so resampling has real right context
 PIPELINE = ("read", "interpolate short NaN gaps", "derive limb leads", "resample", "highpass",
             "crop or zero-pad")
 _PATIENT_COMMENT = re.compile(
     r"^\s*#?\s*(?:patient|subject)[\s_-]*(?:id)?\s*[:=]\s*(\S+)\s*$", re.IGNORECASE
 )
-_ECG_ID_NAME = re.compile(r"^(?:(\d+)_[lh]r|HR(\d+))$", re.IGNORECASE)
 
 
 # --------------------------------------------------------------------------- configuration
@@ -302,15 +299,12 @@ def quality_flags(
     if nan_ratio > 0:
         flags.append(f"nan_ratio:{nan_ratio:.4f}")
     flat, clipped = [], []
-    min_run = max(CLIP_MIN_SAMPLES, math.ceil(CLIP_MIN_MS * fs / 1000.0))
     for name, row, ok in zip(leads, signal, finite, strict=True):
-        values = row[ok]
-        if values.size == 0:
+        if not ok.any():
             continue
-        low, high = float(values.min()), float(values.max())
-        if high - low < FLAT_MV:
+        if is_flat(row):
             flat.append(name)
-        elif _stuck_at_rail(row, values, low, high, min_run):
+        elif clipped_level(row, fs) is not None:
             clipped.append(name)
     if flat:
         flags.append("flat:" + ",".join(flat))
@@ -320,20 +314,6 @@ def quality_flags(
     if seconds < min_seconds:
         flags.append(f"short:{seconds:.1f}s")
     return tuple(flags)
-
-
-def _stuck_at_rail(row: np.ndarray, values: np.ndarray, low: float, high: float, min_run: int) -> bool:
-    """A run of ``min_run`` samples at the lead's extreme, far from its median (a rail, not a
-    quantised baseline plateau that happens to be the lead's highest or lowest value)."""
-    median = float(np.median(values))
-    far = CLIP_FAR_FROM_MEDIAN * (high - low)
-    return any(
-        abs(rail - median) >= far and _longest_run(row == rail) >= min_run for rail in (high, low)
-    )
-
-
-def _longest_run(mask: np.ndarray) -> int:
-    return max((stop - start for start, stop in true_runs(mask)), default=0)
 
 
 def patient_id_from_comments(comments: Sequence[str]) -> str | None:
@@ -366,17 +346,12 @@ class SplitRow:
     strat_fold: int | None
 
 
-def ecg_id_from_name(name: str) -> int | None:
-    """PTB-XL ecg_id of a record name: ``00001_lr``/``00001_hr`` and Challenge ``HR00001`` -> 1."""
-    match = _ECG_ID_NAME.match(name)
-    return int(match[1] or match[2]) if match else None
-
-
 class SplitTable:
     """A splits CSV (``patient_id``, optional ``strat_fold``) indexed for record lookup.
 
     Rows match a record by ``filename_lr``/``filename_hr``/``record`` as a suffix of its path
-    (without extension), or by ``ecg_id`` against the record name (see :func:`ecg_id_from_name`).
+    (without extension), or by ``ecg_id`` against the record name (see
+    :func:`~ecgfill.io.names.ptbxl_ecg_id`).
     """
 
     KEY_COLUMNS = ("filename_lr", "filename_hr", "record")
@@ -426,7 +401,7 @@ class SplitTable:
             found = self.by_path.get("/".join(parts[-k:]))
             if found:
                 return found
-        ecg_id = ecg_id_from_name(record_path.stem)
+        ecg_id = ptbxl_ecg_id(record_path)
         return self.by_ecg_id.get(ecg_id) if ecg_id is not None else None
 
 

@@ -1,9 +1,12 @@
-"""Warnings that matter clinically, per record: problems a reader of the output must know about.
+"""What is wrong with a signal, in one place: the one definition of a flat lead
+(:func:`is_flat`) and of a clipped one (:func:`clipped_level`), used by the readers, the
+warnings of ``reconstruct``/``derive-limb`` and the flags of ``preprocess`` alike.
 
-The readers already report NaN samples and leads that are exactly flat (``record.warnings``);
-this module looks at the signal itself: clipping at the recorder's limits, leads that are flat
-(electrode off) for seconds, strong baseline wander, amplitudes no heart produces (usually wrong
-units), records too short to hold a heartbeat, and a sampling rate far from the model's.
+The readers report NaN samples and flat leads (:func:`quality_warnings`, in ``record.warnings``);
+:func:`clinical_warnings` looks at the signal itself: clipping at the recorder's limits, leads
+that are flat (electrode off) for seconds, strong baseline wander, amplitudes no heart produces
+(usually wrong units), records too short to hold a heartbeat, and a sampling rate far from the
+model's.
 """
 
 from __future__ import annotations
@@ -32,6 +35,33 @@ MIN_SECONDS = 2.0  # shorter records may not hold two heartbeats
 FS_FACTOR = 2.0  # a record rate beyond this factor from the model's is worth a warning
 
 
+def is_flat(row: np.ndarray) -> bool:
+    """True when the lead's finite samples span less than :data:`FLAT_MV` (False without any)."""
+    finite = row[np.isfinite(row)]
+    return bool(finite.size) and float(finite.max() - finite.min()) < FLAT_MV
+
+
+def flat_warning(name: str, row: np.ndarray) -> str:
+    finite = row[np.isfinite(row)]
+    span = float(finite.max() - finite.min())
+    return f"lead {name} is flat (peak-to-peak {1000 * span:.0f} µV): electrode off?"
+
+
+def quality_warnings(signal: np.ndarray, leads: tuple[str, ...] | list[str]) -> list[str]:
+    """Per-lead problems every reader reports: NaN samples, all-NaN and flat leads."""
+    out: list[str] = []
+    for name, row in zip(leads, signal, strict=True):
+        nan = int(np.count_nonzero(~np.isfinite(row)))
+        if row.size and nan == row.size:
+            out.append(f"lead {name} has no finite samples")
+            continue
+        if nan:
+            out.append(f"lead {name} has {nan} non-finite samples ({100 * nan / row.size:.1f}%)")
+        if is_flat(row):
+            out.append(flat_warning(name, row))
+    return out
+
+
 def clinical_warnings(record: ECGRecord, model_fs: float | None = None) -> list[str]:
     """Clinically relevant warnings about ``record``, one line each, without those the reader
     already put in ``record.warnings``. ``model_fs`` adds a check of the sampling rate."""
@@ -41,9 +71,6 @@ def clinical_warnings(record: ECGRecord, model_fs: float | None = None) -> list[
             f"record lasts only {record.seconds:.2f} s: too short to hold two heartbeats"
         )
     for name, row in zip(record.leads, record.signal, strict=True):
-        if any(w.startswith(f"lead {name} ") and w.endswith(("flat", "no finite samples"))
-               for w in record.warnings):
-            continue
         out.extend(_lead_warnings(name, row.astype(np.float64), record.fs))
     if model_fs is not None:
         out.extend(_rate_warnings(record.fs, model_fs))
@@ -54,17 +81,14 @@ def _lead_warnings(name: str, row: np.ndarray, fs: float) -> list[str]:
     finite = row[np.isfinite(row)]
     if finite.size < 2:
         return []
-    span = float(finite.max() - finite.min())
-    if span < FLAT_MV:
-        return [f"lead {name} is flat (peak-to-peak {1000 * span:.0f} µV): electrode off?"]
+    if is_flat(row):  # the readers report it too (the same words, so it is not repeated)
+        return [flat_warning(name, row)]
     out = []
     flat_seconds = _flat_seconds(row, fs)
     if flat_seconds >= FLAT_STRETCH_SECONDS:
         out.append(f"lead {name} is flat for {flat_seconds:.1f} s of {row.size / fs:.1f} s: "
                    "electrode off?")
-    edge = round(CLIP_EDGE_SECONDS * fs)
-    inner = row[edge : row.size - edge] if row.size > 4 * edge else row
-    clipped = _clipped(inner[np.isfinite(inner)], fs)
+    clipped = clipped_level(row, fs)
     if clipped is not None:
         level, count = clipped
         out.append(f"lead {name} looks clipped at {level:.3g} mV ({count} samples held at the "
@@ -96,13 +120,17 @@ def _flat_seconds(row: np.ndarray, fs: float) -> float:
     return longest * block / fs
 
 
-def _clipped(x: np.ndarray, fs: float) -> tuple[float, int] | None:
+def clipped_level(row: np.ndarray, fs: float) -> tuple[float, int] | None:
     """(level, samples) when the lead piles up at one extreme the way a clipped signal does.
 
     A clipped lead holds its extreme value for many samples while passing quickly through the
     values just inside it; a natural peak is the reverse. Extremes near the median are the
-    baseline (e.g. a noise-free isoelectric line), not a limit.
+    baseline (e.g. a noise-free isoelectric line), not a limit; the record's ends, where
+    recorders often hold the last value, are left out.
     """
+    edge = round(CLIP_EDGE_SECONDS * fs)
+    inner = row[edge : row.size - edge] if row.size > 4 * edge else row
+    x = inner[np.isfinite(inner)]
     if x.size < 2:
         return None
     low, high = float(x.min()), float(x.max())

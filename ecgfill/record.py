@@ -13,8 +13,6 @@ from ecgfill.leads import LEAD_INDEX, LIMB_LEADS, STANDARD_LEADS, i_ii_from_limb
 Origin = Literal["measured", "derived", "reconstructed"]
 Start = datetime | time | None  # when the recording began (a time alone when the file has no date)
 
-FLAT_MV = 1e-3  # peak-to-peak below 1 µV counts as a flat line
-
 
 @dataclass
 class ECGRecord:
@@ -117,18 +115,3 @@ class ECGRecord:
             comments=list(self.comments),
         )
 
-
-def quality_warnings(signal: np.ndarray, leads: tuple[str, ...] | list[str]) -> list[str]:
-    """Per-lead problems worth telling the user: NaN samples, all-NaN and flat-line leads."""
-    out: list[str] = []
-    for name, row in zip(leads, signal, strict=True):
-        nan = int(np.count_nonzero(~np.isfinite(row)))
-        if row.size and nan == row.size:
-            out.append(f"lead {name} has no finite samples")
-            continue
-        if nan:
-            out.append(f"lead {name} has {nan} non-finite samples ({100 * nan / row.size:.1f}%)")
-        finite = row[np.isfinite(row)]
-        if finite.size and float(finite.max() - finite.min()) < FLAT_MV:
-            out.append(f"lead {name} is flat")
-    return out

@@ -708,7 +708,7 @@ def signal_flat_lead(folder: Path) -> Path:
     return write_wfdb(folder, record)
 
 
-@case(clinical=r"lead V2 is flat \(peak-to-peak \d+ µV\): electrode off\?")
+@case(warning=r"lead V2 is flat \(peak-to-peak \d+ µV\): electrode off\?")
 def signal_nearly_flat_lead(folder: Path) -> Path:
     record = valid_record()
     record.signal[2] = np.random.default_rng(3).uniform(-0.004, 0.004, record.n_samples)

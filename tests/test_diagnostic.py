@@ -27,12 +27,12 @@ from ecgfill.evaluate.diagnostic import (
     input_only,
     load_classifier,
     load_superclass_labels,
-    record_ecg_id,
     render_diagnostic,
     train_classifier,
     weighted_auroc,
 )
 from ecgfill.evaluate.run import EvaluateOptions, evaluate_models
+from ecgfill.io.names import ptbxl_ecg_id
 from ecgfill.leads import STANDARD_LEADS
 from ecgfill.record import ECGRecord
 
@@ -80,12 +80,28 @@ def _fake_codes(n: int, seed: int = 0) -> dict[int, dict[str, float]]:
 
 
 def test_record_names_give_ptbxl_ids() -> None:
-    assert record_ecg_id("00000/00001_lr") == 1
-    assert record_ecg_id("records100/21000/21837_lr.hea") == 21837
-    assert record_ecg_id("HR00042") == 42
-    assert record_ecg_id("00017_hr") == 17
-    assert record_ecg_id("synth00003") is None
-    assert record_ecg_id("site0/rec1") is None
+    assert ptbxl_ecg_id("00000/00001_lr") == 1
+    assert ptbxl_ecg_id("records100/21000/21837_lr.hea") == 21837
+    assert ptbxl_ecg_id("HR00042") == 42
+    assert ptbxl_ecg_id("00017_hr") == 17
+    assert ptbxl_ecg_id("synth00003") is None
+    assert ptbxl_ecg_id("site0/rec1") is None
+
+
+@pytest.mark.parametrize("name", ["mitdb/100", "100", "records/00100.hea"])
+def test_other_databases_are_not_ptbxl_records(tmp_path: Path, name: str) -> None:
+    """One strict PTB-XL name parser (issue 16): MIT-BIH's record 100 is not PTB-XL's 100,
+    for the classifier's labels and for preprocess's splits alike."""
+    from ecgfill.evaluate.diagnostic import LabelTable
+    from ecgfill.preprocess import SplitTable
+
+    assert ptbxl_ecg_id(name) is None
+    labels = LabelTable(("NORM",), {1: np.array([True]), 100: np.array([True])}, {}, "x.csv")
+    assert labels.lookup(name) == ("unlabelled", None)
+    assert labels.lookup("00100_lr")[0] == "labelled"
+    splits = tmp_path / "folds.csv"
+    splits.write_text("ecg_id,patient_id,strat_fold\n1,7,1\n100,8,10\n")
+    assert SplitTable(splits).lookup(Path(name)) is None
 
 
 def test_labels_follow_the_benchmark_convention(tmp_path: Path) -> None:

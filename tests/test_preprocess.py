@@ -15,6 +15,7 @@ from ecgfill import preprocess as pp
 from ecgfill.cli import app
 from ecgfill.errors import UsageError
 from ecgfill.io import read_record, write_record
+from ecgfill.io.names import ptbxl_ecg_id
 from ecgfill.leads import STANDARD_LEADS
 from ecgfill.preprocess import FoldSplits, PreprocessConfig, SplitCandidate, preprocess
 from ecgfill.synth import synthesize
@@ -168,10 +169,10 @@ def test_flags_flat_and_clipped_leads() -> None:
     signal = synthesize(10, fs, seed=3).signal.copy()
     signal[6] = 0.25  # flat V1
     signal[1, 2000:2050] = signal[1].max() + 1.0  # 100 ms stuck at the top rail
-    signal[2, 3000:3010] = signal[2].min() - 1.0  # 20 ms at the bottom: a spike, not clipping
+    signal[2, 3000:3003] = signal[2].min() - 1.0  # 6 ms at the bottom: a spike, not clipping
     signal[7] = 0.0
-    signal[7, ::400] = -1.0  # V2: narrow negative spikes on a flat baseline, its maximum
-    flags = pp.quality_flags(signal, STANDARD_LEADS, fs)
+    signal[7, ::400] = -np.linspace(1.0, 1.5, 13)  # V2: narrow negative spikes on a flat
+    flags = pp.quality_flags(signal, STANDARD_LEADS, fs)  # baseline, its maximum
     assert flags == ("flat:V1", "clipped:II")  # not III (short), not V2 (baseline, not a rail)
     assert pp.quality_flags(synthesize(10, fs, seed=3).signal, STANDARD_LEADS, fs) == ()
 
@@ -223,8 +224,8 @@ def test_csv_matches_by_filename_and_challenge_name(tmp_path: Path) -> None:
     assert table.lookup(nested / "00007_lr.hea") == pp.SplitRow("1", 9)
     assert table.lookup(tmp_path / "data" / "HR00008.hea") == pp.SplitRow("2", 10)
     assert table.lookup(tmp_path / "data" / "A0008.hea") is None
-    assert pp.ecg_id_from_name("00001_lr") == pp.ecg_id_from_name("HR00001") == 1
-    assert pp.ecg_id_from_name("A0001") is None
+    assert ptbxl_ecg_id("00001_lr") == ptbxl_ecg_id("HR00001") == 1
+    assert ptbxl_ecg_id("A0001") is None
 
 
 def test_patients_never_span_two_splits(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from corpus import MODEL_FS, Case, build_corpus
 
 from ecgfill.io import read_record
 from ecgfill.leads import STANDARD_LEADS
-from ecgfill.quality import clinical_warnings
+from ecgfill.quality import clinical_warnings, quality_warnings
 from ecgfill.record import ECGRecord
 from ecgfill.synth import SynthParams, synthesize, synthesize_batch
 
@@ -88,7 +88,9 @@ def test_reader_warnings_are_not_repeated() -> None:
     record = noisy()
     record.signal[1] = 0.0
     record.signal[2] = np.nan
-    record.warnings = ["lead II is flat", "lead III has no finite samples"]
+    record.warnings = quality_warnings(record.signal, record.leads)
+    assert record.warnings == ["lead II is flat (peak-to-peak 0 µV): electrode off?",
+                               "lead III has no finite samples"]
     assert not any(w.startswith(("lead II ", "lead III ")) for w in clinical_warnings(record))
 
 
@@ -160,3 +162,21 @@ def test_real_records(shared_data: Path) -> None:
     for header in challenge + sorted((shared_data / "cpsc2018").glob("*.hea")):
         warnings = clinical_warnings(read_record(header), 500.0)
         assert not any("clipped" in w or "flat" in w or "sampled" in w for w in warnings), warnings
+
+
+def test_one_rule_for_flat_and_clipped_everywhere() -> None:
+    """The readers, the batch warnings and preprocess's flags call the same leads flat and
+    clipped (issue 16: flat was 1 µV in one place, 20 µV in another; clipping had two rules)."""
+    from ecgfill.preprocess import quality_flags
+
+    record = noisy(fs=100.0, amplitude_mv=2.5)
+    record.signal[7] = 0.005 * np.sin(np.arange(record.n_samples))  # V2: 10 µV
+    clipped = [n for n, row in zip(record.leads, record.signal, strict=True) if row.max() > 1.6]
+    record.signal = np.minimum(record.signal, 1.5)
+    reader = quality_warnings(record.signal, record.leads)
+    record.warnings = reader
+    clinical = clinical_warnings(record)
+    assert [w.split()[1] for w in reader + clinical if " is flat " in w] == ["V2"]
+    assert [w.split()[1] for w in clinical if "clipped" in w] == clipped
+    assert quality_flags(record.signal, record.leads, record.fs) == (
+        "flat:V2", "clipped:" + ",".join(clipped))

@@ -32,7 +32,6 @@ import datetime
 import json
 import math
 import os
-import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -42,6 +41,7 @@ from typing import Any
 import numpy as np
 
 from ecgfill.errors import EcgfillError, ModelError, first_line
+from ecgfill.io.names import ptbxl_ecg_id
 from ecgfill.leads import STANDARD_LEADS
 from ecgfill.record import ECGRecord
 
@@ -59,7 +59,6 @@ LABEL_RULE = (
 MIN_SECONDS = 1.0  # shortest record the classifier accepts
 BATCH_SAMPLES = 1 << 18  # samples per lead per classifier call (bounded memory)
 ONNX_TOLERANCE = 1e-4  # largest |ONNX − PyTorch| accepted at export (probabilities, features)
-_ECG_ID = re.compile(r"^(?:HR)?0*(\d+)(?:_(?:lr|hr))?$", re.IGNORECASE)
 
 
 # ------------------------------------------------------------------------------------------
@@ -79,24 +78,13 @@ class LabelTable:
     def lookup(self, name: str) -> tuple[str, np.ndarray | None]:
         """(status, labels) for a record name: status ``labelled``, ``unlabelled`` (no id or
         no row) or ``no_superclass``; labels only when labelled."""
-        ecg_id = record_ecg_id(name)
+        ecg_id = ptbxl_ecg_id(name)
         row = self.labels.get(ecg_id) if ecg_id is not None else None
         if row is None:
             return "unlabelled", None
         if not row.any():
             return "no_superclass", None
         return "labelled", row
-
-
-def record_ecg_id(name: str) -> int | None:
-    """The PTB-XL ``ecg_id`` of a record name or path (``00000/00001_lr``, ``00001_hr.hea``,
-    ``HR00001``), or None when the name carries none."""
-    stem = Path(str(name)).name
-    for suffix in (".hea", ".dat", ".mat", ".edf", ".csv"):
-        if stem.lower().endswith(suffix):
-            stem = stem[: -len(suffix)]
-    match = _ECG_ID.match(stem)
-    return int(match.group(1)) if match else None
 
 
 def load_superclass_labels(

@@ -14,7 +14,8 @@ import numpy as np
 from ecgfill.errors import RecordError
 from ecgfill.io.names import normalize_lead_name
 from ecgfill.leads import LEAD_INDEX
-from ecgfill.record import ECGRecord, Origin, Start, quality_warnings
+from ecgfill.quality import quality_warnings
+from ecgfill.record import ECGRecord, Origin, Start
 
 UNIT_TO_MV = {"mv": 1.0, "uv": 1e-3, "µv": 1e-3, "μv": 1e-3, "nv": 1e-6, "v": 1e3}
 ORIGINS_TAG = "ecgfill-origins:"

@@ -1,8 +1,10 @@
-"""Lead-name normalisation: map the many spellings of a lead to its canonical name."""
+"""Names: lead-name normalisation (the many spellings of a lead to its canonical name) and the
+one parser of PTB-XL record names."""
 
 from __future__ import annotations
 
 import re
+from pathlib import PurePath
 
 from ecgfill.leads import STANDARD_LEADS
 
@@ -14,6 +16,8 @@ _ALIASES = {
     "AVR": "aVR", "AVL": "aVL", "AVF": "aVF",
     **{f"C{k}": f"V{k}" for k in range(1, 7)},
 }
+_PTBXL_NAME = re.compile(r"(\d+)_[lh]r|HR(\d+)", re.IGNORECASE)
+_RECORD_SUFFIXES = (".hea", ".dat", ".mat", ".edf", ".csv")
 _PREFIX = re.compile(r"^(ECG|EKG|LEAD)[\s_\-:.]*", re.IGNORECASE)
 _NOISE = re.compile(r"[\s_\-:.]+")
 
@@ -49,3 +53,14 @@ def parse_lead_list(text: str) -> tuple[str, ...]:
     if not names:
         raise ValueError("no leads given")
     return tuple(names)
+
+
+def ptbxl_ecg_id(name: str | PurePath) -> int | None:
+    """The PTB-XL ``ecg_id`` of a record name or path: ``00000/00001_lr``, ``00017_hr.hea``, or
+    the Challenge form ``HR00042``; None for any other name (``mitdb/100`` is not record 100)."""
+    stem = PurePath(str(name)).name
+    for suffix in _RECORD_SUFFIXES:
+        if stem.lower().endswith(suffix):
+            stem = stem[: -len(suffix)]
+    match = _PTBXL_NAME.fullmatch(stem)
+    return int(match[1] or match[2]) if match else None
