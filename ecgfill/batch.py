@@ -7,20 +7,53 @@ already exist (unless overwritten), and are written atomically by the writers.
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from ecgfill import console
 from ecgfill.errors import RecordError
-from ecgfill.io import output_exists
+from ecgfill.io import output_problem
 from ecgfill.io.discover import RecordInput
 
 Status = Literal["ok", "skipped", "error"]
 REPEATED_WARNINGS_SHOWN = 3  # the same warning text is printed for this many records, then counted
+WORKER_EXIT_SECONDS = 10.0  # after SIGTERM, a worker gets this long to clean up before SIGKILL
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM, raised where the program is, so every ``with`` block unwinds (writers
+    remove their temporaries); ``exit_code`` is 128 + the signal's number."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.exit_code = 128 + signum
+
+
+def _raise_interrupted(signum: int, frame: object) -> None:
+    raise Interrupted(signum)
+
+
+@contextmanager
+def stop_signals_raise() -> Iterator[None]:
+    """SIGINT and SIGTERM raise :class:`Interrupted` in the main thread for the duration."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {s: signal.signal(s, _raise_interrupted) for s in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 @dataclass
@@ -84,9 +117,12 @@ def plan_jobs(
             decided.append(Outcome(str(item.path), str(base), "error", problem))
             continue
         claimed[base] = str(item.path)
-        if not overwrite and output_exists(base, fmt):
+        problem = None if overwrite else output_problem(base, fmt)
+        if problem == "":
             decided.append(Outcome(str(item.path), str(base), "skipped"))
             continue
+        if problem:
+            console.warn(f"{item.path}: existing output {base} is incomplete ({problem}); redoing it")
         jobs.append(Job(item, base, fmt))
     return jobs, decided
 
@@ -121,8 +157,9 @@ def run_batch(
     start = time.perf_counter()
     for outcome in decided:
         _report(outcome, summary, json_output)
-    with console.progress(label, len(jobs)) as advance:
-        for outcome in _outcomes(jobs, process, workers, initializer, initargs):
+    outcomes = _outcomes(jobs, process, workers, initializer, initargs)
+    with stop_signals_raise(), closing(outcomes), console.progress(label, len(jobs)) as advance:
+        for outcome in outcomes:
             _report(outcome, summary, json_output)
             advance()
     summary.seconds = time.perf_counter() - start
@@ -143,10 +180,87 @@ def _outcomes(
         yield from (guarded(process, job) for job in jobs)
         return
     from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
     from functools import partial
 
-    with ProcessPoolExecutor(workers, initializer=initializer, initargs=initargs) as pool:
-        yield from pool.map(partial(guarded, process), jobs, chunksize=1)
+    from ecgfill.errors import EcgfillError
+
+    pool = ProcessPoolExecutor(workers, initializer=_worker_start,
+                               initargs=(initializer, initargs))
+    try:
+        yield from pool.map(partial(_worker_job, process), jobs, chunksize=1)
+    except BrokenProcessPool:
+        _stop_workers(pool, jobs)
+        raise EcgfillError("a worker process ended unexpectedly (killed?); batch stopped") from None
+    except BaseException:
+        _stop_workers(pool, jobs)
+        raise
+    pool.shutdown()
+
+
+_IN_JOB = False  # in a worker: whether a record is being processed (writers may be open)
+
+
+def _worker_start(initializer: Callable[..., None] | None, initargs: tuple[Any, ...]) -> None:
+    """Worker set-up: SIGINT/SIGTERM during a record raise (the writers clean up), between
+    records end the worker at once."""
+    for s in STOP_SIGNALS:
+        signal.signal(s, _worker_signal)
+    if initializer:
+        initializer(*initargs)
+
+
+def _worker_signal(signum: int, frame: object) -> None:
+    if _IN_JOB:
+        raise Interrupted(signum)
+    os._exit(128 + signum)
+
+
+def _worker_job(process: Callable[[Job], Outcome], job: Job) -> Outcome:
+    global _IN_JOB
+    _IN_JOB = True
+    try:
+        return guarded(process, job)
+    except KeyboardInterrupt as exc:  # the writers have removed their temporaries by now
+        os._exit(getattr(exc, "exit_code", 130))
+    finally:
+        _IN_JOB = False
+
+
+def _stop_workers(pool: Any, jobs: list[Job]) -> None:
+    """End every worker (SIGTERM, then SIGKILL after a grace period) and remove temporaries a
+    killed worker could not (``.<name>.tmp-<pid>`` beside the outputs)."""
+    processes = list(getattr(pool, "_processes", {}).values())
+    with _signals_ignored():
+        for proc in processes:
+            if proc.is_alive():
+                proc.terminate()
+        deadline = time.monotonic() + WORKER_EXIT_SECONDS
+        for proc in processes:
+            proc.join(max(0.0, deadline - time.monotonic()))
+            if proc.is_alive():
+                proc.kill()
+                proc.join()
+        pool.shutdown(wait=False, cancel_futures=True)
+    pids = {proc.pid for proc in processes}
+    for folder in {job.output.parent for job in jobs if job.output is not None}:
+        for pid in pids:
+            for temp in folder.glob(f".*.tmp-{pid}"):
+                temp.unlink(missing_ok=True)
+
+
+@contextmanager
+def _signals_ignored() -> Iterator[None]:
+    """A second Ctrl-C while the workers are being stopped must not leave them running."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {s: signal.signal(s, signal.SIG_IGN) for s in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 def _report(outcome: Outcome, summary: Summary, json_output: bool) -> None:

@@ -4,6 +4,7 @@ record, and a rerun finishes the batch with outputs identical to an uninterrupte
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 from corpus import build_linear_model, valid_record
 
-from ecgfill.io import write_record
+from ecgfill.io import read_record, write_record
 
 N_RECORDS = 24
 SECONDS = 120.0  # long enough that a kill often lands while an output is being written
@@ -94,3 +95,64 @@ def test_sigkill_leaves_no_partial_output_and_rerun_matches(
     assert len(statuses) == N_RECORDS and set(statuses) == {"ok", "skipped"}
     assert statuses.count("skipped") >= 8
     assert visible_files(out) == reference
+
+
+def descendants(pid: int) -> list[int]:
+    """Every live process below ``pid`` (from /proc)."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] != "Z":
+            parents[int(stat.parent.name)] = int(fields[1])
+    found, frontier = [], [pid]
+    while frontier:
+        children = [p for p, parent in parents.items() if parent in frontier]
+        found += children
+        frontier = children
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_sigterm_ends_every_worker_and_leaves_no_temporary(
+    inputs: Path, model_card: Path, tmp_path: Path
+) -> None:
+    """SIGTERM to ``reconstruct --workers 2`` (a scheduler's time limit, ``kill``): the batch
+    stops with 143, no worker outlives it and no temporary is left beside the outputs."""
+    import signal
+
+    out = tmp_path / "out"
+    process = subprocess.Popen([*command(inputs, out, model_card), "--workers", "2"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    workers: list[int] = []
+    try:
+        deadline = time.monotonic() + 120
+        while finished_headers(out) < 2 and process.poll() is None:
+            assert time.monotonic() < deadline, "reconstruct made no progress"
+            time.sleep(0.002)
+        workers = descendants(process.pid)
+        assert workers, "no worker processes seen"
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=60)
+        time.sleep(0.5)
+        assert process.returncode == 128 + signal.SIGTERM, stderr
+        assert stderr.rstrip().endswith("error: interrupted")
+        assert [pid for pid in workers if alive(pid)] == []
+        assert hidden_files(out) == []
+        assert 0 < finished_headers(out) < N_RECORDS
+        for header in out.rglob("*.hea"):  # what is visible is complete
+            read_record(header)
+    finally:
+        process.kill()
+        for pid in workers:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)

@@ -42,8 +42,9 @@ def run_file_batch(
 
     if fmt not in {"wfdb", "edf"}:
         raise UsageError(f"--format must be wfdb or edf, not {fmt!r}")
+    items = discover.find_records(inputs, exclude=output_dir)
+    _check_not_an_input_dir(items, output_dir)
     _check_output_dir(output_dir)
-    items = discover.find_records(inputs)
     if shard:
         good = [i for i in items if not i.error]
         items = [i for i in items if i.error] + discover.shard(good, *shard)
@@ -53,6 +54,17 @@ def run_file_batch(
         initializer=initializer, initargs=initargs,
     )
     raise typer.Exit(summary.exit_code)
+
+
+def _check_not_an_input_dir(items: list[Any], output_dir: Path) -> None:
+    """Refuse an output directory that is an input directory (the folder given, or the one an
+    input file lies in): outputs would replace the originals (with ``--overwrite``) or mix
+    with them."""
+    target = output_dir.resolve()
+    for item in items:
+        if item.root.resolve() == target:
+            raise UsageError(f"{output_dir}: output directory is the input directory "
+                             f"{item.root}; choose another")
 
 
 def _check_output_dir(output_dir: Path) -> None:

@@ -28,9 +28,9 @@ def handle_errors(func: F) -> F:
         except EcgfillError as exc:
             error(str(exc))
             raise typer.Exit(EXIT_FAILED) from None
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:  # Ctrl-C, or SIGINT/SIGTERM during a batch
             error("interrupted")
-            raise typer.Exit(130) from None
+            raise typer.Exit(getattr(exc, "exit_code", 130)) from None
 
     return wrapper  # type: ignore[return-value]
 

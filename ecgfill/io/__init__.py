@@ -93,9 +93,10 @@ def write_record(record: ECGRecord, base: str | Path, fmt: str = "wfdb") -> list
     return writer.paths
 
 
-def output_exists(base: str | Path, fmt: str = "wfdb") -> bool:
-    """True when a complete output record already exists at ``base``."""
-    base = Path(base)
-    if fmt == "edf":
-        return base.with_suffix(".edf").is_file()
-    return base.with_suffix(".hea").is_file() and base.with_suffix(".dat").is_file()
+def output_problem(base: str | Path, fmt: str = "wfdb") -> str | None:
+    """Whether an output record at ``base`` can be skipped: None when none exists, ``""`` when
+    a complete one does (its header parses, its data file has the declared size and its
+    checksums match), else what is wrong with it (a killed run, a full disk ...)."""
+    from ecgfill.io.complete import output_problem as check
+
+    return check(Path(base), fmt)

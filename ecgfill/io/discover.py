@@ -38,15 +38,22 @@ class RecordInput:
         return out_dir / self.relative()
 
 
-def find_records(inputs: list[str], stdin_lines: list[str] | None = None) -> list[RecordInput]:
-    """Expand inputs into records, sorted and de-duplicated; unusable inputs carry ``error``."""
+def find_records(
+    inputs: list[str], stdin_lines: list[str] | None = None, exclude: Path | None = None
+) -> list[RecordInput]:
+    """Expand inputs into records, sorted and de-duplicated; unusable inputs carry ``error``.
+
+    Directory walks and glob matches never enter ``exclude`` (the output directory, so a run
+    never reads its own outputs back as inputs).
+    """
     found: dict[Path, RecordInput] = {}
     problems: list[RecordInput] = []
+    skip = exclude.resolve() if exclude is not None else None
     for arg in _expand_stdin(inputs, stdin_lines):
         path = Path(arg)
         if path.is_dir():
             known = len(problems)
-            items = [RecordInput(p, path) for p in _walk(path, problems)]
+            items = [RecordInput(p, path) for p in _walk(path, problems, skip)]
             if not items and len(problems) == known:
                 problems.append(RecordInput(path, path, "no ECG records found in directory"))
         elif path.exists() or path.with_suffix(".hea").exists():
@@ -54,8 +61,10 @@ def find_records(inputs: list[str], stdin_lines: list[str] | None = None) -> lis
         elif _GLOB_CHARS & set(arg):
             items = []
             for match in sorted(Path(m) for m in glob.glob(arg, recursive=True)):
+                if _inside(match, skip):
+                    continue
                 if match.is_dir():
-                    items.extend(RecordInput(p, match) for p in _walk(match, problems))
+                    items.extend(RecordInput(p, match) for p in _walk(match, problems, skip))
                 elif _is_record(match):
                     items.append(RecordInput(_record_file(match), match.parent))
             if not items:
@@ -87,11 +96,14 @@ def _expand_stdin(inputs: list[str], stdin_lines: list[str] | None) -> list[str]
     return out
 
 
-def _walk(root: Path, problems: list[RecordInput]) -> list[Path]:
-    """Record files under ``root``; symlinked directories are not followed (no loops).
+def _walk(root: Path, problems: list[RecordInput], skip: Path | None = None) -> list[Path]:
+    """Record files under ``root``; symlinked directories are not followed (no loops), ``skip``
+    (a resolved directory below ``root``) is not entered.
 
     Directories that cannot be listed join ``problems`` (os.walk would skip them silently).
     """
+    if skip == root.resolve():
+        skip = None  # the caller refuses an output directory that is the input directory
 
     def unreadable(exc: OSError) -> None:
         where = Path(exc.filename) if exc.filename else root
@@ -99,12 +111,21 @@ def _walk(root: Path, problems: list[RecordInput]) -> list[Path]:
 
     out = []
     for dirpath, dirnames, filenames in os.walk(root, onerror=unreadable, followlinks=False):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".")
+                             and not _inside(Path(dirpath) / d, skip))
         for name in filenames:
             p = Path(dirpath) / name
             if not name.startswith(".") and _is_record(p):
                 out.append(p)
     return out
+
+
+def _inside(path: Path, folder: Path | None) -> bool:
+    """True when ``path`` is ``folder`` (resolved) or lies below it."""
+    if folder is None:
+        return False
+    resolved = path.resolve()
+    return resolved == folder or folder in resolved.parents
 
 
 def _is_record(path: Path) -> bool:
