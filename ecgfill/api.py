@@ -56,3 +56,54 @@ def derive_limb_job(job: Job) -> Outcome:
         details=record_details(result),
         warnings=result.warnings + clinical_warnings(record),
     )
+
+
+INFO_CHUNK_SAMPLES = 1 << 22  # samples per lead read at a time by describe_record
+
+
+def describe_record(path: str | Path) -> dict[str, object]:
+    """What ``ecgfill info`` shows about one record (like WFDB's ``wfdbdesc``): its leads with
+    their origins and the header's gain, baseline, units and storage, the rate, length and
+    start, the checksum status, the channels that are no ECG lead, the model and the warnings.
+
+    The whole record is read (in chunks, bounded memory), so the checksums are verified; an
+    unreadable or corrupt record raises :class:`~ecgfill.errors.RecordError`.
+    """
+    from ecgfill.io import open_record
+    from ecgfill.io.names import normalize_lead_name
+    from ecgfill.quality import MIN_SECONDS, clinical_warnings
+
+    with open_record(path) as reader:
+        n = reader.n_samples
+        first: ECGRecord | None = None
+        warnings: list[str] = []
+        for start in range(0, n, INFO_CHUNK_SAMPLES):
+            chunk = reader.read(start, min(n, start + INFO_CHUNK_SAMPLES))
+            first = first or chunk
+            clinical = clinical_warnings(chunk) if start == 0 or chunk.seconds >= MIN_SECONDS else []
+            warnings += [w for w in chunk.warnings + clinical if w not in warnings]
+        reader.verify()
+        checksums = reader.checksum_status()
+        channels = reader.channels()
+    assert first is not None
+    origins = dict(zip(first.leads, first.origins, strict=True))
+    leads = []
+    for channel in channels:
+        found = normalize_lead_name(str(channel["label"]))
+        if found is not None and found[0] in origins:
+            leads.append({"lead": found[0], "origin": origins[found[0]], **channel})
+    leads.sort(key=lambda item: first.leads.index(str(item["lead"])))
+    start_time = first.start.isoformat() if first.start is not None else None
+    return {
+        "input": str(path),
+        "fs": first.fs,
+        "n_samples": n,
+        "seconds": round(n / first.fs, 6),
+        "start": start_time,
+        "leads": leads,
+        "model": first.model,
+        "checksums": checksums,
+        "unused_channels": list(first.other_channels),
+        "comments": list(first.comments),
+        "warnings": warnings,
+    }

@@ -163,6 +163,30 @@ def test_case(name: str, command: str, runs: dict[str, BatchRun],
         np.testing.assert_allclose(result.lead(lead), expected_mv, rtol=0, atol=0.0005 + 1e-6)
 
 
+def test_info_describes_or_refuses_every_case(corpus: tuple[Path, list[Case]]) -> None:
+    """``ecgfill info`` over the corpus: a record the readers refuse is one error line (the
+    readers' own words) and exit 1; every other one is described, with the reader's warning."""
+    from ecgfill.errors import RecordError
+
+    work, cases = corpus
+    run = run_subprocess("info", "corpus", cwd=work, out=work / "no-output")
+    assert run.code == 1 and run.not_json == []
+    assert not any("Traceback" in ln or "internal error" in ln for ln in run.stderr)
+    for item in cases:
+        shown = Path("corpus") / item.name / item.path.name
+        outcome = run.outcomes[str(shown)]
+        try:
+            read_record(item.path)
+        except RecordError as exc:
+            assert (outcome["status"], outcome["error"]) == ("error", exc.problem), item.name
+            assert run.errors_for(shown) == [f"error: {shown}: {exc.problem}"]
+            continue
+        assert outcome["status"] == "ok", (item.name, outcome)
+        assert run.errors_for(shown) == [] and outcome["leads"], item.name
+        if item.warning:
+            assert any(re.search(item.warning, w) for w in outcome["warnings"]), item.name
+
+
 def test_units_are_converted_to_millivolts(runs: dict[str, BatchRun]) -> None:
     """µV, V and mV files of the same record give the same millivolts."""
     out = runs["derive-limb"].out

@@ -85,6 +85,26 @@ class EdfReader:
     def verify(self) -> None:
         """EDF carries no checksums; nothing to verify."""
 
+    def checksum_status(self) -> str:
+        return "not stored (EDF)"
+
+    def channels(self) -> list[dict[str, object]]:
+        """Every signal as the header describes it: label, dimension, gain and baseline of its
+        integers (per unit of the dimension), storage."""
+        import pyedflib
+
+        bdf = self._reader.filetype in (pyedflib.FILETYPE_BDF, pyedflib.FILETYPE_BDFPLUS)
+        storage = "BDF 24-bit" if bdf else "EDF 16-bit"
+        out: list[dict[str, object]] = []
+        for i in range(self._reader.signals_in_file):
+            head = self._reader.getSignalHeader(i)
+            gain, baseline = edf_scale(head) or (None, None)
+            if baseline is not None:  # 32767 - 32.767 * 1000 is -3.6e-12, not 0
+                baseline = round(baseline, 6) + 0.0
+            out.append({"label": head["label"].strip(), "units": head["dimension"].strip() or "mV",
+                        "gain": gain, "baseline": baseline, "storage": storage})
+        return out
+
     def close(self) -> None:
         self._reader.close()
 
@@ -95,15 +115,25 @@ class EdfReader:
         self.close()
 
 
+def edf_scale(header: dict[str, object]) -> tuple[float, float] | None:
+    """(gain per unit, baseline) of a signal's integers (physical = (integer - baseline) / gain),
+    from EDF's 8-character fields; None for an empty physical range."""
+    dmin, dmax = float(header["digital_min"]), float(header["digital_max"])
+    pmin, pmax = float(header["physical_min"]), float(header["physical_max"])
+    if pmax == pmin:
+        return None
+    gain = float(f"{(dmax - dmin) / (pmax - pmin):.{GAIN_DIGITS}g}")  # 1000, not 999.9999999999999
+    return gain, dmax - pmax * gain
+
+
 def _exact_adc(header: dict[str, object]) -> tuple[float, int] | None:
     """(gain per unit, baseline) of a signal's integers, when WFDB format 16 holds them as they
     are: a digital range within ±32767 and an integer offset."""
-    dmin, dmax = float(header["digital_min"]), float(header["digital_max"])
-    pmin, pmax = float(header["physical_min"]), float(header["physical_max"])
-    if not (-INT16_MAX <= dmin < dmax <= INT16_MAX) or pmax <= pmin:
+    scale = edf_scale(header)
+    inside = -INT16_MAX <= float(header["digital_min"]) <= float(header["digital_max"]) <= INT16_MAX
+    if scale is None or scale[0] <= 0 or not inside:
         return None
-    gain = float(f"{(dmax - dmin) / (pmax - pmin):.{GAIN_DIGITS}g}")  # 1000, not 1000.0000000000001
-    baseline = dmax - pmax * gain
+    gain, baseline = scale
     if abs(baseline - round(baseline)) > BASELINE_TOLERANCE:
         return None
     return gain, round(baseline)

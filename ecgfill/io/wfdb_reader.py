@@ -242,6 +242,35 @@ class WfdbReader:
                 name = self.header.sig_name[ch]
                 raise RecordError(self.header_path, f"checksum mismatch in signal {name} (corrupt data?)")
 
+    def checksum_status(self) -> str:
+        """After :meth:`verify`: ``ok``, ``absent`` (the header gives none) or ``not checked``
+        (multi-segment records, or not every sample read)."""
+        checksums = getattr(self.header, "checksum", None)
+        if self.info.multi_segment or self._summed_until < self.n_samples:
+            return "not checked"
+        return "ok" if checksums and any(c is not None for c in checksums) else "absent"
+
+    def channels(self) -> list[dict[str, object]]:
+        """Every signal as the header describes it: label, units, ADC gain and baseline (per
+        unit), storage format."""
+        import wfdb
+
+        head, storage = self.header, "WFDB format {}"
+        if self.info.multi_segment:  # the first segment (or the layout) describes the signals
+            first = next(name for name in head.seg_name if name != "~")
+            head = wfdb.rdheader(str(self.header_path.parent / first))
+            storage = "WFDB format {} (multi-segment)"
+        names = list(head.sig_name or [])
+
+        def column(name: str) -> list[object]:
+            return list(getattr(head, name, None) or [None] * len(names))
+
+        return [{"label": label, "units": units or "mV", "gain": gain, "baseline": baseline,
+                 "storage": storage.format(fmt)}
+                for label, units, gain, baseline, fmt in zip(
+                    names, column("units"), column("adc_gain"), column("baseline"),
+                    column("fmt"), strict=True)]
+
     def close(self) -> None:
         self._readable.__exit__(None, None, None)
 
