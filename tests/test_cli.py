@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_help_lists_every_command() -> None:
     result = CliRunner().invoke(app, ["--help"])
     assert result.exit_code == 0
-    for name in ("preprocess", "train", "reconstruct", "evaluate", "derive-limb"):
+    for name in ("preprocess", "train", "reconstruct", "evaluate", "derive-limb", "info"):
         assert name in result.stdout
 
 

@@ -238,3 +238,19 @@ def test_real_ptb_2000_per_mv_record_is_bit_exact(shared_data: Path, tmp_path: P
     for name, source in (("I", "i"), ("II", "ii"), ("V2", "v2")):
         np.testing.assert_array_equal(ints[name], original[source])
     assert read_record(tmp_path / "out.hea").start is None  # the header gives none
+
+
+@pytest.mark.xfail(strict=True, reason="ecgfill/reconstruct.py's reconstruct_record builds its "
+                   "output without the input's start and gains (needs start=record.start, "
+                   "gains=record.gains); issue 16 items 2-3")
+def test_reconstruct_keeps_start_and_measured_integers(tmp_path: Path, models_env: Path) -> None:
+    (tmp_path / "in").mkdir()
+    digital = np.random.default_rng(8).integers(-3000, 3000, (2000, 3))
+    wfdb_digital(tmp_path / "in", "r", digital, ["I", "II", "V4"], gain=2000,
+                 base_time=START.time(), base_date=START.date())
+    result = CliRunner().invoke(app, ["reconstruct", str(tmp_path / "in"), str(tmp_path / "out")])
+    assert result.exit_code == 0, result.stderr
+    ints = stored_integers(tmp_path / "out" / "r")
+    for k, name in enumerate(["I", "II", "V4"]):
+        np.testing.assert_array_equal(ints[name], digital[:, k])
+    assert read_record(tmp_path / "out" / "r.hea").start == START
