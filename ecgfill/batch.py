@@ -43,17 +43,19 @@ def _raise_interrupted(signum: int, frame: object) -> None:
 
 
 @contextmanager
-def stop_signals_raise() -> Iterator[None]:
-    """SIGINT and SIGTERM raise :class:`Interrupted` in the main thread for the duration."""
+def stop_signals_handled(handler: Any) -> Iterator[None]:
+    """SIGINT and SIGTERM go to ``handler`` for the duration (in the main thread; elsewhere
+    nothing changes): :func:`_raise_interrupted` so the program unwinds, ``SIG_IGN`` while the
+    workers are being stopped."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {s: signal.signal(s, _raise_interrupted) for s in STOP_SIGNALS}
+    previous = {s: signal.signal(s, handler) for s in STOP_SIGNALS}
     try:
         yield
     finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
+        for s, old in previous.items():
+            signal.signal(s, old)
 
 
 @dataclass
@@ -158,7 +160,8 @@ def run_batch(
     for outcome in decided:
         _report(outcome, summary, json_output)
     outcomes = _outcomes(jobs, process, workers, initializer, initargs)
-    with stop_signals_raise(), closing(outcomes), console.progress(label, len(jobs)) as advance:
+    with (stop_signals_handled(_raise_interrupted), closing(outcomes),
+          console.progress(label, len(jobs)) as advance):
         for outcome in outcomes:
             _report(outcome, summary, json_output)
             advance()
@@ -231,7 +234,7 @@ def _stop_workers(pool: Any, jobs: list[Job]) -> None:
     """End every worker (SIGTERM, then SIGKILL after a grace period) and remove temporaries a
     killed worker could not (``.<name>.tmp-<pid>`` beside the outputs)."""
     processes = list(getattr(pool, "_processes", {}).values())
-    with _signals_ignored():
+    with stop_signals_handled(signal.SIG_IGN):  # a second Ctrl-C must not leave them running
         for proc in processes:
             if proc.is_alive():
                 proc.terminate()
@@ -247,20 +250,6 @@ def _stop_workers(pool: Any, jobs: list[Job]) -> None:
         for pid in pids:
             for temp in folder.glob(f".*.tmp-{pid}"):
                 temp.unlink(missing_ok=True)
-
-
-@contextmanager
-def _signals_ignored() -> Iterator[None]:
-    """A second Ctrl-C while the workers are being stopped must not leave them running."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {s: signal.signal(s, signal.SIG_IGN) for s in STOP_SIGNALS}
-    try:
-        yield
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
 
 
 def _report(outcome: Outcome, summary: Summary, json_output: bool) -> None:
