@@ -6,6 +6,9 @@ III = II - I, aVR = -(I + II) / 2, aVL = I - II / 2, aVF = II - I / 2.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
 import numpy as np
 
 STANDARD_LEADS: tuple[str, ...] = (
@@ -61,3 +64,128 @@ def expand_independent(independent: np.ndarray) -> np.ndarray:
     lead_i, lead_ii = independent[..., 0, :], independent[..., 1, :]
     limb = [a * lead_i + b * lead_ii for a, b in (LIMB_FROM_I_II[n] for n in LIMB_LEADS)]
     return np.concatenate([np.stack(limb, axis=-2), independent[..., 2:, :]], axis=-2)
+
+
+# --------------------------------------------------------------------------------------------
+# Lead plans: what a set of measured leads determines, and what a model must supply
+
+
+def limb_coefficients(name: str) -> np.ndarray:
+    """A lead as a row over the independent leads (I, II, V1-V6): limb leads by Einthoven and
+    Goldberger, chest leads as themselves."""
+    row = np.zeros(len(INDEPENDENT_LEADS))
+    if name in LIMB_FROM_I_II:
+        row[:2] = LIMB_FROM_I_II[name]
+    else:
+        row[INDEPENDENT_LEADS.index(name)] = 1.0
+    return row
+
+
+@dataclass(frozen=True)
+class LeadPlan:
+    """What a set of measured leads (any 1-12 of the standard leads) determines.
+
+    Two limb leads fix the frontal plane (I and II exactly); one limb lead fixes one of its two
+    degrees of freedom; each chest lead is itself. ``inputs`` are the measured quantities a
+    model sees (I and II when the frontal plane is known, else the single limb lead, then the
+    chest leads), ``known`` the independent leads they give exactly and ``predicted`` the
+    independent leads a model must supply. :meth:`complete` turns measurements plus predictions
+    into all 8 independent leads that reproduce every measured lead exactly (the predictions
+    are projected onto the measured constraints), from which the limb leads follow.
+    """
+
+    measured: tuple[str, ...]
+
+    @classmethod
+    def of(cls, leads: Iterable[str]) -> LeadPlan:
+        """The plan for measured ``leads`` (canonical names, any order); ValueError on unknown
+        or repeated names or an empty set."""
+        given = tuple(leads)
+        unknown = [n for n in given if n not in LEAD_INDEX]
+        if unknown:
+            raise ValueError(f"unknown lead names: {', '.join(unknown)}")
+        if len(set(given)) != len(given):
+            raise ValueError(f"leads given twice in {','.join(given)}")
+        if not given:
+            raise ValueError("no standard leads measured")
+        return cls(tuple(sorted(given, key=LEAD_INDEX.__getitem__)))
+
+    @property
+    def limb(self) -> tuple[str, ...]:
+        return tuple(n for n in self.measured if n in LIMB_FROM_I_II)
+
+    @property
+    def chest(self) -> tuple[str, ...]:
+        return tuple(n for n in self.measured if n in CHEST_LEADS)
+
+    @property
+    def frontal_dof(self) -> int:
+        """Degrees of freedom of the frontal plane that are measured (0, 1 or 2)."""
+        return min(2, len(self.limb))
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        """The measured quantities, one per degree of freedom, in standard order."""
+        limb = ("I", "II") if self.frontal_dof == 2 else self.limb
+        return (*limb, *self.chest)
+
+    @property
+    def known(self) -> tuple[str, ...]:
+        """Independent leads given exactly by the measurements."""
+        return tuple(n for n in INDEPENDENT_LEADS if n in self.inputs)
+
+    @property
+    def predicted(self) -> tuple[str, ...]:
+        """Independent leads a model must supply (with one limb lead other than I or II
+        measured, both I and II: their combination is then corrected to the measurement)."""
+        return tuple(n for n in INDEPENDENT_LEADS if n not in self.known)
+
+    @property
+    def is_complete(self) -> bool:
+        """All 8 independent leads measured: every lead follows without a model."""
+        return not self.predicted
+
+    @property
+    def key(self) -> str:
+        """The plan's lead set as text, e.g. ``I,II,V4`` (six limb leads read as ``I,II``)."""
+        return ",".join(self.inputs)
+
+    @property
+    def derived_limb(self) -> tuple[str, ...]:
+        """Limb leads not measured, derived from I and II."""
+        return tuple(n for n in LIMB_LEADS if n not in self.measured)
+
+    @property
+    def derived_exactly(self) -> bool:
+        """Whether the derived limb leads are functions of measured leads only."""
+        return self.frontal_dof == 2
+
+    def constraints(self) -> np.ndarray:
+        """``[len(inputs), 8]``: each measured quantity as a row over I, II, V1-V6."""
+        return np.stack([limb_coefficients(n) for n in self.inputs])
+
+    def can_feed(self, model_inputs: Iterable[str]) -> bool:
+        """Whether a model taking ``model_inputs`` can be fed from these measurements (its limb
+        inputs derivable, its chest inputs measured)."""
+        other = LeadPlan.of(model_inputs)
+        if other.frontal_dof > self.frontal_dof or not set(other.chest) <= set(self.chest):
+            return False
+        return self.frontal_dof == 2 or set(other.limb) <= set(self.limb)
+
+    def complete(self, inputs: np.ndarray, predicted: Mapping[str, np.ndarray]) -> np.ndarray:
+        """All 8 independent leads ``[8, T]`` (float64) from the measured ``inputs``
+        ``[len(self.inputs), T]`` and the model's ``predicted`` leads (a mapping holding at
+        least :attr:`predicted`). Predictions are corrected by the least change that makes
+        them reproduce every measured quantity, so measured leads and Einthoven/Goldberger
+        hold exactly (to float rounding) for any combination of leads."""
+        inputs = np.asarray(inputs, dtype=np.float64)
+        length = inputs.shape[-1]
+        estimate = np.zeros((len(INDEPENDENT_LEADS), length))
+        for k, name in enumerate(INDEPENDENT_LEADS):
+            if name in predicted:
+                estimate[k] = np.asarray(predicted[name], dtype=np.float64)
+            elif name not in self.known:
+                raise ValueError(f"no prediction for lead {name}")
+        a = self.constraints()
+        residual = inputs - a @ estimate
+        return estimate + np.linalg.pinv(a) @ residual

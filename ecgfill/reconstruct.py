@@ -7,7 +7,7 @@ memory stays bounded whatever the length.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +15,8 @@ import numpy as np
 
 from ecgfill.batch import Job, Outcome
 from ecgfill.errors import ModelError, RecordError
-from ecgfill.leads import INDEPENDENT_LEADS, LIMB_LEADS, STANDARD_LEADS
+from ecgfill.leads import INDEPENDENT_LEADS, LIMB_LEADS, STANDARD_LEADS, LeadPlan
+from ecgfill.models.choice import Choice
 from ecgfill.record import ECGRecord
 
 if TYPE_CHECKING:
@@ -39,12 +40,12 @@ class ReconstructSettings:
     uncertainty_samples: int = 0
 
 
-_MODEL_CACHE: dict[tuple[str, str, str, int | None], ReconstructionModel] = {}
-_AUTO_CHOICE: dict[tuple[str, ...], str | None] = {}
+_MODEL_CACHE: dict[tuple[str, str, str, int | None], Any] = {}
+_AUTO_CHOICE: dict[str, Choice] = {}
 
 
-def get_model(name: str, settings: ReconstructSettings) -> ReconstructionModel:
-    """Load a model once per process."""
+def get_model(name: str, settings: ReconstructSettings) -> Any:
+    """Load a model (or an any-subset runner) once per process."""
     from ecgfill.models import load_model
 
     key = (name, settings.backend, settings.device, settings.threads)
@@ -55,42 +56,43 @@ def get_model(name: str, settings: ReconstructSettings) -> ReconstructionModel:
     return _MODEL_CACHE[key]
 
 
-def independent_leads(leads: tuple[str, ...] | list[str]) -> tuple[str, ...]:
-    """The independent leads (I, II, V1-V6) a lead set determines (two limb leads give I, II)."""
-    present = set(leads)
-    out = {n for n in leads if n in INDEPENDENT_LEADS}
-    if len(present & set(LIMB_LEADS)) >= 2:
-        out |= {"I", "II"}
-    return tuple(n for n in INDEPENDENT_LEADS if n in out)
+def auto_choice(plan: LeadPlan) -> Choice:
+    """``--model auto`` for a lead plan (cached per lead set); ModelError when no installed
+    model serves it."""
+    from ecgfill.models import installed_cards
+    from ecgfill.models.choice import choose
+
+    if plan.key not in _AUTO_CHOICE:
+        _AUTO_CHOICE[plan.key] = choose(plan, installed_cards())
+    return replace(_AUTO_CHOICE[plan.key], plan=plan)
 
 
-def choose_model(leads: tuple[str, ...], settings: ReconstructSettings) -> ReconstructionModel:
-    """The model for a record's measured leads: ``settings.model``, or the shipped one for them."""
-    if settings.model != "auto":
-        return get_model(settings.model, settings)
-    from ecgfill.models import available_models, find_model_for_leads
-
-    key = independent_leads(leads)
-    if key not in _AUTO_CHOICE:
-        _AUTO_CHOICE[key] = find_model_for_leads(key)
-    name = _AUTO_CHOICE[key]
-    if name is None:
-        sets = sorted({",".join(card["input_leads"]) for card in available_models()})
-        raise RecordError(
-            "?", f"no shipped model takes leads {','.join(key) or 'none'}; available: {'; '.join(sets)}"
-        )
-    return get_model(name, settings)
+def choose_model(leads: tuple[str, ...], settings: ReconstructSettings) -> tuple[
+        ReconstructionModel | None, Choice]:
+    """The model for a record's measured ``leads``: ``settings.model`` bound to them, or the
+    ``auto`` choice; None when all 8 independent leads are measured. ModelError otherwise."""
+    try:
+        plan = LeadPlan.of(leads)
+    except ValueError as exc:
+        raise ModelError(str(exc)) from None
+    if settings.model == "auto":
+        choice = auto_choice(plan)
+        if choice.model is None:
+            return None, choice
+        return get_model(choice.model, settings).bind(choice.uses), choice
+    model = get_model(settings.model, settings).bind(plan.measured)
+    return model, Choice(plan, model.name, tuple(model.input_leads))
 
 
 def model_inputs(record: ECGRecord, input_leads: tuple[str, ...]) -> np.ndarray:
-    """The model's input leads from ``record`` as float32 ``[n_inputs, samples]`` in mV.
+    """The leads ``input_leads`` from ``record`` as float32 ``[n_inputs, samples]`` in mV.
 
-    I and II are derived when the record has two limb leads; non-finite samples become 0.
+    Limb leads are derived when the record has two limb leads; non-finite samples become 0.
     """
     available = dict(zip(record.leads, record.signal, strict=True))
-    if not {"I", "II"} <= available.keys() and len(set(LIMB_LEADS) & available.keys()) >= 2:
+    if len(set(LIMB_LEADS) & available.keys()) >= 2:
         limb = record.with_limb_leads()
-        available.update({n: limb.lead(n) for n in ("I", "II")})
+        available.update({n: limb.lead(n) for n in LIMB_LEADS})
     missing = [n for n in input_leads if n not in available]
     if missing:
         raise RecordError(
@@ -138,32 +140,50 @@ def _fit_length(y: np.ndarray, n: int) -> np.ndarray:
 
 
 def reconstruct_record(
-    record: ECGRecord, model: ReconstructionModel, samples: int = 0
+    record: ECGRecord, model: ReconstructionModel | None, samples: int = 0
 ) -> tuple[ECGRecord, np.ndarray | None]:
     """A complete 12-lead record: measured leads untouched, missing independent leads predicted by
-    ``model``, limb leads derived exactly. Also returns the predictions' spread (VAE, samples > 1)."""
-    x = model_inputs(record, tuple(model.input_leads))
-    predicted, spread = predict_at_record_rate(model, x, record.fs, samples)
+    ``model`` (None when all 8 are measured), limb leads derived exactly. Also returns the
+    predictions' spread (VAE, samples > 1)."""
+    plan = LeadPlan.of(record.leads)
+    predicted: dict[str, np.ndarray] = {}
+    spread = None
+    if model is not None:
+        x = model_inputs(record, tuple(model.input_leads))
+        y, spread = predict_at_record_rate(model, x, record.fs, samples)
+        predicted = dict(zip(model.output_leads, y, strict=True))
+    elif not plan.is_complete:
+        raise RecordError(record.source or "?", f"leads {plan.key} need a model")
+    full = complete_record(record, plan, predicted)
+    if model is not None:
+        full.model = f"{model.name} {model.version}"
+    return full, spread
+
+
+def complete_record(record: ECGRecord, plan: LeadPlan,
+                    predicted: dict[str, np.ndarray]) -> ECGRecord:
+    """The 12 leads from a record's measured leads and a model's predictions: predictions
+    corrected to agree with every measurement (:meth:`LeadPlan.complete`), measured leads
+    copied bit-exactly, the other limb leads derived from I and II."""
+    independent = plan.complete(model_inputs(record, plan.inputs), predicted)
     rows = {n: (record.lead(n), o) for n, o in zip(record.leads, record.origins, strict=True)}
-    for name, row in zip(model.output_leads, predicted, strict=True):
-        rows.setdefault(name, (row, "reconstructed"))
+    for name in plan.predicted:
+        rows[name] = (independent[INDEPENDENT_LEADS.index(name)].astype(np.float32),
+                      "reconstructed")
     names = [n for n in STANDARD_LEADS if n in rows]
-    partial = ECGRecord(
+    partial = replace(
+        record,
         signal=np.stack([rows[n][0] for n in names]),
-        fs=record.fs,
         leads=tuple(names),
         origins=tuple(rows[n][1] for n in names),
-        source=record.source,
         comments=list(record.comments),
-        other_channels=record.other_channels,
         warnings=list(record.warnings),
-        model=f"{model.name} {model.version}",
     )
     full = partial.with_limb_leads().in_standard_order()
     if not full.is_complete():
         lacking = sorted(set(STANDARD_LEADS) - set(full.leads))
-        raise RecordError(record.source or "?", f"model left leads {','.join(lacking)} missing")
-    return full, spread
+        raise RecordError(record.source or "?", f"leads {','.join(lacking)} left missing")
+    return full
 
 
 def _chunks(n: int, chunk: int, context: int) -> list[tuple[int, int, int, int]]:
@@ -175,32 +195,46 @@ def _chunks(n: int, chunk: int, context: int) -> list[tuple[int, int, int, int]]
     return out
 
 
-def plan_record(
-    first: ECGRecord, settings: ReconstructSettings
-) -> tuple[ReconstructionModel | None, tuple[str, ...] | None, list[str]]:
-    """Decide the model and which leads count as measured, from the record's first chunk.
+@dataclass
+class RecordPlan:
+    """How one record is served: the model (None: none needed, or copied through), the leads
+    that count as measured (None: all), the choice behind it, notes for the user."""
 
-    Returns (model or None to copy through, lead view or None for all leads, notes).
-    """
+    model: ReconstructionModel | None
+    view: tuple[str, ...] | None
+    choice: Choice | None = None
+    copy_through: bool = False
+    notes: list[str] = field(default_factory=list)
+    unused: tuple[str, ...] = ()
+
+
+def plan_record(first: ECGRecord, settings: ReconstructSettings) -> RecordPlan:
+    """Decide the model and which leads count as measured, from the record's first chunk."""
+    where = first.source or "?"
     view = settings.leads
     if view is not None:
         missing = [n for n in view if n not in first.leads]
         if missing:
-            raise RecordError(first.source or "?", f"--leads names {','.join(missing)}, not in record")
+            raise RecordError(where, f"--leads names {','.join(missing)}, not in record")
     leads = view or first.leads
+    unused = (*first.other_channels, *(n for n in first.leads if n not in leads))
     if set(leads) >= set(STANDARD_LEADS) and not settings.force:
-        return None, view, ["record already has 12 leads; copied through (--force reconstructs)"]
+        return RecordPlan(None, view, copy_through=True, unused=unused, notes=[
+            "record already has 12 leads; copied through (--force reconstructs)"])
     if set(leads) >= set(STANDARD_LEADS) and settings.model == "auto":
-        raise RecordError(first.source or "?", "--force on a 12-lead record needs --model or --leads")
-    try:
-        model = choose_model(tuple(leads), settings)
-    except RecordError as exc:
-        raise RecordError(first.source or "?", exc.problem) from None
-    except ModelError as exc:
-        raise RecordError(first.source or "?", str(exc)) from None
+        raise RecordError(where, "--force on a 12-lead record needs --model or --leads")
     if view is None and set(leads) >= set(STANDARD_LEADS):
-        view = tuple(model.input_leads)  # --force: keep only what the model takes as measured
-    return model, view, []
+        # --force: only what the model takes counts as measured
+        loaded = get_model(settings.model, settings)
+        if loaded.input_leads == "any":
+            raise RecordError(where, f"--force with the any-subset model {loaded.name} needs "
+                              "--leads (which leads count as measured)")
+        view, leads = tuple(loaded.input_leads), tuple(loaded.input_leads)
+    try:
+        model, choice = choose_model(tuple(leads), settings)
+    except ModelError as exc:
+        raise RecordError(where, str(exc)) from None
+    return RecordPlan(model, view, choice, unused=unused)
 
 
 def reconstruct_job(settings: ReconstructSettings, job: Job) -> Outcome:
@@ -217,7 +251,8 @@ def reconstruct_job(settings: ReconstructSettings, job: Job) -> Outcome:
         fs, n = reader.fs, reader.n_samples
         windows = _chunks(n, max(1, int(CHUNK_SECONDS * fs)), int(CONTEXT_SECONDS * fs))
         first = reader.read(*windows[0][:2])
-        model, view, notes = plan_record(first, settings)
+        plan = plan_record(first, settings)
+        model, view, notes = plan.model, plan.view, plan.notes
         samples = settings.uncertainty_samples if model is not None else 0
         if samples > 1 and not model.stochastic:
             notes.append(f"model {model.name} is deterministic: no spread written "
@@ -231,11 +266,13 @@ def reconstruct_job(settings: ReconstructSettings, job: Job) -> Outcome:
                 rec = first if k == 0 else reader.read(lo, hi)
                 if view is not None:
                     rec = rec.select(list(view))
+                if plan.unused:
+                    rec.comments.append(f"unused channels: {', '.join(plan.unused)}")
                 if k == 0:
                     require_usable(rec)
                     notes.extend(clinical_warnings(rec, model.fs if model else None))
                 spread = None
-                if model is not None:
+                if not plan.copy_through:
                     rec, spread = reconstruct_record(rec, model, samples)
                 keep = slice(keep_lo - lo, keep_hi - lo)
                 piece = _slice(rec, keep)
@@ -254,6 +291,10 @@ def reconstruct_job(settings: ReconstructSettings, job: Job) -> Outcome:
         status="ok",
         details={
             "model": f"{model.name} {model.version}" if model else None,
+            "model_leads": list(model.input_leads) if model else [],
+            "lead_set": plan.choice.plan.key if plan.choice else None,
+            "model_validation_r": plan.choice.figure if plan.choice else None,
+            "unused_channels": list(plan.unused),
             "leads_measured": final.leads_with("measured"),
             "leads_derived": final.leads_with("derived"),
             "leads_reconstructed": final.leads_with("reconstructed"),

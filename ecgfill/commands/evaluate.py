@@ -108,8 +108,9 @@ def command(
                 raise UsageError(f"{', '.join(given)} cannot be used with --reconstructed")
             evaluations = [evaluate_folders(references, reconstructed, options)]
         else:
-            models = _load_models(model, input_leads, compare, backend, device)
-            evaluations = evaluate_models(references, models, options, split=split)
+            models, leads = _load_models(model, input_leads, compare, backend, device)
+            evaluations = evaluate_models(references, models, options, split=split,
+                                          input_leads=leads)
     primary = evaluations[0]
     report = build_report(primary, n_boot=bootstrap, seed=seed,
                           compare=evaluations[1] if len(evaluations) > 1 else None)
@@ -183,8 +184,9 @@ def _diagnostic_collector(
 
 def _load_models(
     model: str | None, input_leads: str | None, compare: str | None, backend: str, device: str
-) -> list[Any]:
-    """The model to evaluate (and the one to compare with), checked against --input-leads."""
+) -> tuple[list[Any], tuple[str, ...]]:
+    """The model to evaluate (and the one to compare with), each bound to --input-leads by
+    the same choice ``ecgfill reconstruct`` makes; and the input leads."""
     from ecgfill.commands._batch import parse_leads
 
     leads = parse_leads(input_leads, "--input-leads")
@@ -194,30 +196,26 @@ def _load_models(
     models = [primary]
     if compare is not None:
         models.append(_load(compare, leads, backend, device, "--compare"))
-    return models
+    return models, leads
 
 
 def _load(name: str, leads: tuple[str, ...] | None, backend: str, device: str, flag: str) -> Any:
     from ecgfill.errors import ModelError, UsageError
-    from ecgfill.models import available_models, find_model_for_leads, load_model
-    from ecgfill.reconstruct import independent_leads
+    from ecgfill.reconstruct import ReconstructSettings, choose_model, get_model
 
-    if name == "auto":
-        if leads is None:
-            raise UsageError(f"{flag} auto needs --input-leads (e.g. --input-leads I,II,V4)")
-        found = find_model_for_leads(leads) or find_model_for_leads(independent_leads(leads))
-        if found is None:
-            sets = sorted({",".join(card["input_leads"]) for card in available_models()})
-            raise UsageError(f"{flag} auto: no shipped model takes leads {','.join(leads)}; "
-                             f"available: {'; '.join(sets) or 'none'}")
-        name = found
+    settings = ReconstructSettings(model=name, backend=backend, device=device)
     try:
-        loaded = load_model(name, backend=backend, device=device)
+        if leads is None:
+            if name == "auto":
+                raise UsageError(f"{flag} auto needs --input-leads (e.g. --input-leads I,II,V4)")
+            loaded = get_model(name, settings)
+            if loaded.input_leads == "any":
+                raise UsageError(f"{flag}: {loaded.name} serves any lead set; give --input-leads")
+            return loaded
+        loaded, choice = choose_model(leads, settings)
     except ModelError as exc:
         raise UsageError(f"{flag}: {exc}") from None
-    if leads is not None and set(loaded.input_leads) != set(leads):
-        raise UsageError(
-            f"{flag}: model {loaded.name} takes leads {','.join(loaded.input_leads)}, "
-            f"not {','.join(leads)}"
-        )
+    if loaded is None:
+        raise UsageError(f"{flag}: --input-leads {','.join(leads)} give all 12 leads; nothing "
+                         "to reconstruct")
     return loaded

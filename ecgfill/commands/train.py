@@ -20,8 +20,11 @@ HELP = (
 def command(
     dataset_dir: Path = typer.Argument(..., help="Dataset directory from `ecgfill preprocess`."),
     run_dir: Path = typer.Argument(..., help="Directory for checkpoints, logs and exports."),
-    arch: str = typer.Option(..., "--arch", help="Model family: linear, unet or vae."),
-    input_leads: str = typer.Option(..., "--input-leads", help="Measured leads, e.g. I,II,V4."),
+    arch: str = typer.Option(
+        ..., "--arch", help="Model family: linear, unet, vae, or anyset (one model for every "
+        "lead subset; --set core=none gives the linear any-subset baseline)."),
+    input_leads: str = typer.Option(
+        ..., "--input-leads", help="Measured leads, e.g. I,II,V4; 'any' for --arch anyset."),
     epochs: int = typer.Option(30, "--epochs", min=1, help="Maximum epochs (not for linear)."),
     batch_size: int = typer.Option(32, "--batch-size", min=1, help="Records per step."),
     lr: float = typer.Option(3e-3, "--lr", help="Peak learning rate of the one-cycle schedule."),
@@ -64,7 +67,7 @@ def command(
     from ecgfill.train import TrainOptions, train
 
     try:
-        leads = parse_lead_list(input_leads)
+        leads = ("any",) if input_leads.strip().lower() == "any" else parse_lead_list(input_leads)
     except ValueError as exc:
         raise UsageError(f"--input-leads: {exc}") from None
     if device != "cpu" and not device.startswith("cuda"):

@@ -300,19 +300,24 @@ def evaluate_models(
     *,
     split: str | None = None,
     reconstruct: Callable[[ECGRecord, Any], ECGRecord] | None = None,
+    input_leads: Sequence[str] | None = None,
 ) -> list[Evaluation]:
     """Evaluate each model on the same references (record paths/folders, or one dataset dir).
 
-    All models must take the same input leads. ``split`` (train, val or test) selects the
-    dataset samples and is required for a dataset. ``reconstruct`` defaults to
+    References are masked to ``input_leads`` (default: the models' input leads, which must
+    then agree); every model must be able to take them (``model.bind``). ``split`` (train,
+    val or test) selects the dataset samples and is required for a dataset. ``reconstruct`` defaults to
     :func:`reconstruct_with`, the code path ``ecgfill reconstruct`` uses.
     """
     options = options or EvaluateOptions()
     if not models:
         raise UsageError("no model to evaluate")
-    inputs = {tuple(sorted(m.input_leads)) for m in models}
-    if len(inputs) > 1:
-        raise UsageError("models to compare must take the same input leads")
+    if input_leads is None:
+        inputs = {tuple(sorted(m.input_leads)) for m in models}
+        if len(inputs) > 1:
+            raise UsageError("models to compare must take the same input leads")
+        input_leads = tuple(models[0].input_leads)
+    leads = tuple(input_leads)
     highpass = _shared_highpass(models)
     reconstruct = reconstruct or reconstruct_with
     datasets = [r for r in references if is_dataset_dir(r)]
@@ -321,11 +326,13 @@ def evaluate_models(
             raise UsageError("give one dataset directory, or record files and folders, not both")
         if split is None:
             raise UsageError("a dataset directory needs --split (train, val or test)")
-        evaluations = _evaluate_dataset(Path(datasets[0]), models, split, options, reconstruct)
+        evaluations = _evaluate_dataset(Path(datasets[0]), models, split, options, reconstruct,
+                                        leads)
     else:
         if split is not None:
             raise UsageError("--split applies to a preprocess dataset directory only")
-        evaluations = _evaluate_records(references, models, options, reconstruct, highpass)
+        evaluations = _evaluate_records(references, models, options, reconstruct, highpass,
+                                        leads)
     for evaluation in evaluations:
         evaluation.reference_highpass = highpass.to_dict() if highpass else None
     return evaluations
@@ -349,11 +356,12 @@ def _describe_highpass(highpass: Highpass | None) -> str:
 
 
 def _new_evaluations(
-    mode: Literal["records", "dataset"], reference: str, models: Sequence[Any], split: str | None
+    mode: Literal["records", "dataset"], reference: str, models: Sequence[Any], split: str | None,
+    input_leads: tuple[str, ...],
 ) -> list[Evaluation]:
     return [
         Evaluation(mode=mode, reference=reference, model=model_label(m),
-                   input_leads=tuple(m.input_leads), split=split)
+                   input_leads=input_leads, split=split)
         for m in models
     ]
 
@@ -396,7 +404,8 @@ def _evaluate_records(
     models: Sequence[Any],
     options: EvaluateOptions,
     reconstruct: Callable[[ECGRecord, Any], ECGRecord],
-    highpass: Highpass | None = None,
+    highpass: Highpass | None,
+    input_leads: tuple[str, ...],
 ) -> list[Evaluation]:
     """Mode 1 on record files. With ``highpass`` (the models' input filter) every reference is
     filtered so first, all leads alike: the models predict no baseline wander, so it is not
@@ -404,7 +413,7 @@ def _evaluate_records(
     from ecgfill.io import read_record
     from ecgfill.io.discover import find_records
 
-    evaluations = _new_evaluations("records", ", ".join(references), models, None)
+    evaluations = _new_evaluations("records", ", ".join(references), models, None, input_leads)
     keepers = [_Keeper(options.keep_worst, options.keep_names) for _ in models]
     items = find_records(list(references))
     for item in items[: options.limit] if options.limit else items:
@@ -415,7 +424,7 @@ def _evaluate_records(
             truth = complete_reference(read_record(item.path), item.path)
             if highpass:
                 truth = _filtered(truth, highpass)
-            masked = masked_input(truth, models[0].input_leads)
+            masked = masked_input(truth, input_leads)
         except EcgfillError as exc:
             for evaluation in evaluations:
                 evaluation.failures.append((name, _problem(exc)))
@@ -450,6 +459,7 @@ def _evaluate_dataset(
     split: str,
     options: EvaluateOptions,
     reconstruct: Callable[[ECGRecord, Any], ECGRecord],
+    input_leads: tuple[str, ...],
 ) -> list[Evaluation]:
     from ecgfill.train.data import open_dataset
 
@@ -475,14 +485,13 @@ def _evaluate_dataset(
         )
     if options.limit:
         indices = indices[: options.limit]
-    evaluations = _new_evaluations("dataset", str(path), models, split)
+    evaluations = _new_evaluations("dataset", str(path), models, split, input_leads)
     keepers = [_Keeper(options.keep_worst, options.keep_names) for _ in models]
-    input_leads = tuple(models[0].input_leads)
-    input_rows = [STANDARD_LEADS.index(n) for n in input_leads]
     for batch, length in _length_batches(indices, ds.n_valid):
         truth_batch = np.asarray(ds.signals[batch][:, :, :length], dtype=np.float32)
-        x = truth_batch[:, input_rows]
-        predictions = [np.asarray(m.predict(x), dtype=np.float32) for m in models]
+        predictions = [np.asarray(m.predict(truth_batch[:, [STANDARD_LEADS.index(n)
+                                                             for n in m.input_leads]]),
+                                  dtype=np.float32) for m in models]
         for k, index in enumerate(batch):
             name = ds.manifest[int(index)].get("id") or str(int(index))
             truth = ECGRecord(truth_batch[k], ds.fs, STANDARD_LEADS, source=name)

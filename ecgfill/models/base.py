@@ -30,14 +30,13 @@ from ecgfill.leads import (
     LEAD_INDEX,
     LIMB_FROM_I_II,
     LIMB_LEADS,
+    LeadPlan,
 )
 
 CARD_FORMAT = "ecgfill-model"
 CHECKPOINT_FORMAT = "ecgfill-checkpoint"
 CARD_FORMAT_VERSION = 1
-ARCHES: tuple[str, ...] = ("linear", "unet", "vae")
-# --model auto prefers a learned network over the linear fallback.
-ARCH_PREFERENCE: tuple[str, ...] = ("unet", "vae", "linear")
+ARCHES: tuple[str, ...] = ("linear", "unet", "vae", "anyset")
 PTBXL_ATTRIBUTION = "PTB-XL v1.0.3, CC-BY-4.0, Wagner et al. 2020"
 # Fields that must agree between a card and the card embedded in its weight file.
 CARD_IDENTITY_KEYS: tuple[str, ...] = (
@@ -235,6 +234,18 @@ class ReconstructionModel(ABC):
     @property
     def stochastic(self) -> bool:
         return self.latent_channels > 0
+
+    def bind(self, leads: Iterable[str]) -> ReconstructionModel:
+        """This model for a record that measures ``leads``; ModelError when they cannot feed
+        its inputs (an any-subset runner returns the model bound to the leads instead)."""
+        try:
+            plan = LeadPlan.of(leads)
+        except ValueError as exc:
+            raise ModelError(str(exc)) from None
+        if not plan.can_feed(self.input_leads):
+            raise ModelError(f"model {self.name} takes leads {','.join(self.input_leads)}; "
+                             f"the record has {','.join(plan.measured)}")
+        return self
 
     @abstractmethod
     def _run(self, x: np.ndarray, noise: np.ndarray | None) -> np.ndarray:
@@ -558,16 +569,10 @@ def _is_card_file(path: Path) -> bool:
         return False
 
 
-def find_model_for_leads(leads: Iterable[str]) -> str | None:
-    """Name of the shipped model whose input lead set is exactly ``leads`` (any order),
-    preferring U-Net, then VAE, then linear; None when there is none."""
-    wanted = set(leads)
-    matches = [c for c in available_models() if set(c["input_leads"]) == wanted]
-    if not matches:
-        return None
-    rank = {a: i for i, a in enumerate(ARCH_PREFERENCE)}
-    matches.sort(key=lambda c: (rank.get(c["arch"], len(rank)), c["name"]))
-    return str(matches[0]["name"])
+def installed_cards() -> list[dict[str, Any]]:
+    """Cards of the installed models (the diagnostic classifier is not a reconstruction
+    model and is left out)."""
+    return [c for c in available_models() if c.get("arch") in ARCHES]
 
 
 WEIGHT_SUFFIX = {"onnx": ".onnx", "torch": ".pt"}
@@ -621,6 +626,15 @@ def verify_sha256(card: Mapping[str, Any], weights: Path) -> None:
         )
 
 
+def _embedded_card(weights: Path, backend: str) -> dict[str, Any]:
+    """The card stored inside a weight file given without its card."""
+    if backend == "torch":
+        return dict(load_checkpoint(weights)["card"])
+    from ecgfill.models.onnx_backend import open_session, session_card
+
+    return session_card(open_session(weights), None, weights)
+
+
 def load_model(
     name_or_path: str | Path,
     backend: str = "onnx",
@@ -628,6 +642,8 @@ def load_model(
     threads: int | None = None,
 ) -> ReconstructionModel:
     """A ready model by registry name or by path to its ``.json`` card, ``.onnx`` or ``.pt``.
+    An any-subset model comes as a runner whose :meth:`bind` gives the model for a lead set
+    (``bind`` of a dedicated model checks the leads and returns the model itself).
 
     A path to weights picks its backend from the suffix. Weight files are checked against the
     card's SHA-256 and the card embedded in them; any mismatch raises ModelError.
@@ -639,6 +655,11 @@ def load_model(
     card, weights, backend = _resolve(name_or_path, backend)
     if card is not None:
         verify_sha256(card, weights)
+    if (card or _embedded_card(weights, backend)).get("input_leads") == "any":
+        from ecgfill.models.anyset import AnySetRunner
+
+        return AnySetRunner(card or _embedded_card(weights, backend), weights, backend,  # type: ignore[return-value]
+                            device=device, threads=threads)
     if backend == "onnx":
         from ecgfill.models.onnx_backend import OnnxModel
 

@@ -298,12 +298,14 @@ def summarise_sources(sources: dict[str, int]) -> tuple[dict[str, int], list[str
 
 
 def make_card(options: TrainOptions, ds: Dataset, net: Any, config: Any, window: int,
-              augment: str) -> dict[str, Any]:
-    """The model card of a run (validation and training summary are filled in later)."""
+              augment: str, flops: float | None = None) -> dict[str, Any]:
+    """The model card of a run (validation and training summary are filled in later).
+    ``flops`` (per second of signal) is counted on ``net`` unless given."""
     from ecgfill.models.unet import reference_flops_per_second, reference_parameters
 
     inputs, outputs = options.input_leads, output_leads_for(options.input_leads)
-    flops = flops_per_second(net, len(inputs), ds.fs, window)
+    if flops is None:
+        flops = flops_per_second(net, len(inputs), ds.fs, window)
     reference = reference_flops_per_second(ds.fs, len(inputs), len(outputs), window)
     sources, attribution = summarise_sources(ds.sources("train"))
     limitations = [
@@ -384,8 +386,6 @@ class Trainer:
     def __init__(self, options: TrainOptions) -> None:
         import torch
 
-        from ecgfill.models.linear import ReconstructionNet
-
         if options.arch not in ARCHES:
             raise UsageError(f"--arch must be one of {', '.join(ARCHES)}")
         for key in ("epochs", "batch_size", "patience"):
@@ -403,22 +403,50 @@ class Trainer:
         torch.backends.cudnn.deterministic = True
         self.augment = parse_augment(options.augment)
         self.ds = open_dataset(options.dataset_dir)
-        self.input_leads = check_input_leads(options.input_leads)
         self.config = make_config(options.arch, options.model_options)
         multiple = family(options.arch).multiple(self.config)
         window = default_window(self.ds.n_samples, multiple, self.ds.fs, options.window_seconds)
-        self.spec = BatchSpec(self.input_leads, output_leads_for(self.input_leads), window,
-                              multiple)
+        self.spec = self.batch_spec(window, multiple)
         self.train_idx = self._split("train", options.train_limit)
         self.val_idx = self._split("val", options.val_limit)
-        self.net = ReconstructionNet(self.input_leads, self.spec.output_leads,
-                                     self.ds.lead_stats(), self.ds.fs, options.arch, self.config)
-        self.card = make_card(options, self.ds, self.net, self.config, window,
-                              self.augment.describe())
+        self.net = self.build_net()
+        self.card = self.make_card(window)
         self.net.to(self.dist.device)
         self.run_dir = Path(options.run_dir)
         self.prior_elapsed = 0.0
         self.bar = _Bar(self.dist.main)
+
+    # -- what a model family changes (see ecgfill.train.anyset) ------------------------------
+
+    def batch_spec(self, window: int, multiple: int) -> BatchSpec:
+        """Dataset leads fed to the network and the leads it is trained to predict."""
+        self.input_leads = check_input_leads(self.options.input_leads)
+        return BatchSpec(self.input_leads, output_leads_for(self.input_leads), window, multiple)
+
+    def build_net(self) -> Any:
+        from ecgfill.models.linear import ReconstructionNet
+
+        return ReconstructionNet(self.input_leads, self.spec.output_leads, self.ds.lead_stats(),
+                                 self.ds.fs, self.options.arch, self.config)
+
+    def make_card(self, window: int) -> dict[str, Any]:
+        return make_card(self.options, self.ds, self.net, self.config, window,
+                         self.augment.describe())
+
+    def closed_form(self) -> bool:
+        """Whether the model is fitted in closed form (no gradient training)."""
+        return self.options.arch == "linear"
+
+    def objective(self) -> Any:
+        """The training loss as a module (called with inputs, targets, valid mask)."""
+        from ecgfill.models.linear import TrainingObjective
+
+        return TrainingObjective(self.net)
+
+    def validate(self, indices: np.ndarray, split: str = "val",
+                 dist: Dist | None = None) -> dict[str, Any]:
+        return evaluate(self.net, self.ds, indices, self.spec, dist or self.dist,
+                        self.options.batch_size, split)
 
     def _split(self, split: str, limit: int | None) -> np.ndarray:
         idx = self.ds.indices(split)
@@ -530,8 +558,7 @@ class Trainer:
                   f"{self.card['flops_per_second'] / 1e6:.1f} MFLOP per second of signal; "
                   f"{len(self.train_idx)} train / {len(self.val_idx)} val records at "
                   f"{self.ds.fs:g} Hz, window {self.spec.window}")
-        linear = self.options.arch == "linear"
-        result = self._run_linear() if linear else self._run_network(payload)
+        result = self._run_linear() if self.closed_form() else self._run_network(payload)
         if self.options.export_onnx and self.dist.main:
             card = export_model(self.run_dir, self.run_dir, self.options.model_name())
             result.exported = sorted(card["sha256"])
@@ -547,11 +574,9 @@ class Trainer:
             dist.barrier()
 
     def _run_linear(self) -> TrainResult:
-        batch = self.options.batch_size
         self.fit_linear_path()
-        train_metrics = evaluate(self.net, self.ds, self.train_idx, self.spec, Dist(
-            device=self.dist.device), batch, "train")
-        metrics = evaluate(self.net, self.ds, self.val_idx, self.spec, self.dist, batch)
+        train_metrics = self.validate(self.train_idx, "train", Dist(device=self.dist.device))
+        metrics = self.validate(self.val_idx)
         state = {"epoch": 1, "step": 0, "elapsed": self.elapsed(), "best_r": metrics["r"],
                  "best_epoch": 1, "bad_epochs": 0, "stop_reason": "closed-form fit"}
         self._append_metrics({"epoch": 1, "train_loss": train_metrics["loss"],
@@ -566,14 +591,14 @@ class Trainer:
         return TrainResult(self.run_dir, {**metrics, "epoch": 1}, 1, state["stop_reason"])
 
     def _run_network(self, payload: dict[str, Any] | None) -> TrainResult:
-        opts, dist = self.options, self.dist
+        opts = self.options
         if payload is None and getattr(self.config, "ridge_init", False):
             self.fit_linear_path()
         loop = _Loop.create(self, payload)
         state = loop.state
         if payload is None:
             began = time.monotonic()
-            initial = evaluate(self.net, self.ds, self.val_idx, self.spec, dist, opts.batch_size)
+            initial = self.validate(self.val_idx)
             state["val_seconds"] = time.monotonic() - began
             self._append_metrics({"epoch": 0, "val_loss": initial["loss"], "val_r": initial["r"],
                                   "val_r_chest": initial["r_chest"],
@@ -641,8 +666,7 @@ class Trainer:
         """Validate, log, checkpoint; returns a stop reason (early stop, last epoch) or ''."""
         opts, state = self.options, loop.state
         began = time.monotonic()
-        metrics = evaluate(self.net, self.ds, self.val_idx, self.spec, self.dist,
-                           opts.batch_size)
+        metrics = self.validate(self.val_idx)
         state["val_seconds"] = time.monotonic() - began
         state["epoch"] = epoch
         improved = metrics["r"] is not None and (
@@ -711,10 +735,8 @@ class _Loop:
         import torch
         from torch.utils.data import DistributedSampler
 
-        from ecgfill.models.linear import TrainingObjective
-
         opts, dist = trainer.options, trainer.dist
-        model: Any = TrainingObjective(trainer.net)
+        model: Any = trainer.objective()
         if dist.active:
             from torch.nn.parallel import DistributedDataParallel
 
@@ -746,6 +768,10 @@ class _Loop:
 
 def train(options: TrainOptions) -> TrainResult:
     """Train (or resume) a run; writes checkpoints, ``metrics.jsonl`` and optionally ONNX."""
+    if options.arch == "anyset":
+        from ecgfill.train.anyset import AnySetTrainer
+
+        return AnySetTrainer(options).run()
     return Trainer(options).run()
 
 
@@ -758,7 +784,7 @@ def export_model(run_dir: Path | str, out_dir: Path | str | None = None,
     """Write ``<name>.pt``, ``<name>.onnx`` and the card ``<name>.json`` (with their SHA-256)
     from a run's checkpoint into ``out_dir``; returns the card. The ONNX graph is checked
     against PyTorch on a random input."""
-    from ecgfill.models.onnx_backend import export_onnx
+    from ecgfill.models.onnx_backend import write_onnx
 
     run_dir = Path(run_dir)
     out_dir = Path(out_dir) if out_dir is not None else run_dir
@@ -766,7 +792,7 @@ def export_model(run_dir: Path | str, out_dir: Path | str | None = None,
     card = dict(payload["card"])
     if name:
         card["name"] = name
-    net = build_network(card)
+    net, inputs, axes = _export_network(card)
     net.load_state_dict(payload["state_dict"])
     net.eval()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -774,8 +800,8 @@ def export_model(run_dir: Path | str, out_dir: Path | str | None = None,
     onnx_path = out_dir / f"{card['name']}.onnx"
     save_checkpoint(pt_path, {"format": CARD_FORMAT, "card": embedded_card(card),
                               "state_dict": net.state_dict()})
-    export_onnx(net, onnx_path, card)
-    card["onnx_max_abs_diff_mv"] = _onnx_parity(net, onnx_path)
+    write_onnx(net, inputs, axes, onnx_path, card)
+    card["onnx_max_abs_diff_mv"] = _onnx_parity(net, onnx_path, inputs)
     if card["onnx_max_abs_diff_mv"] > ONNX_TOLERANCE_MV:
         raise EcgfillError(f"{onnx_path}: ONNX output differs from PyTorch by "
                            f"{card['onnx_max_abs_diff_mv']:.2e} mV")
@@ -786,19 +812,43 @@ def export_model(run_dir: Path | str, out_dir: Path | str | None = None,
     return card
 
 
-def _onnx_parity(net: Any, onnx_path: Path) -> float:
-    """Largest |ONNX - PyTorch| in mV on a random 2-record input of an odd multiple length."""
+def _export_network(card: dict[str, Any]) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+    """The untrained network of a card, example inputs of an odd multiple length for the
+    export and the parity check, and their dynamic axes."""
+    import torch
+
+    rng = np.random.default_rng(0)
+    if card["arch"] == "anyset":
+        from ecgfill.leads import LeadPlan
+        from ecgfill.models import anyset
+
+        net = anyset.build_network(card)
+        length = max(64, net.multiple * 37)
+        tensors = anyset.plan_tensors(LeadPlan.of(("III", "V2", "V5")), card["covariance"],
+                                      net.lag, net.config.ridge)
+        x = rng.standard_normal((2, 8, length)).astype(np.float32) * 0.5
+        inputs = {k: torch.from_numpy(v) for k, v in tensors.feed(x).items()}
+        if net.core is None:
+            inputs.pop("mask")  # the linear path never reads it
+        return net, inputs, {"x": {0: "batch", 2: "samples"}}
+    net = build_network(card)
+    length = net.multiple * 37
+    x = torch.from_numpy(rng.standard_normal(
+        (2, net.in_matrix.shape[1], length)).astype(np.float32) * 0.5)
+    noise = net.zero_noise(x)
+    if noise is None:
+        return net, {"x": x}, {"x": {0: "batch", 2: "samples"}}
+    return net, {"x": x, "noise": noise}, {"x": {0: "batch", 2: "samples"},
+                                           "noise": {0: "batch", 2: "latent_samples"}}
+
+
+def _onnx_parity(net: Any, onnx_path: Path, inputs: dict[str, Any]) -> float:
+    """Largest |ONNX - PyTorch| in mV on the example inputs."""
     import onnxruntime as ort
     import torch
 
-    length = net.multiple * 37
-    x = torch.from_numpy(np.random.default_rng(0).standard_normal(
-        (2, net.in_matrix.shape[1], length)).astype(np.float32) * 0.5)
-    noise = net.zero_noise(x)
     with torch.no_grad():
-        expected = net(x, noise).numpy()
+        expected = net(*inputs.values()).numpy()
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    feed = {"x": x.numpy()}
-    if noise is not None:
-        feed["noise"] = noise.numpy()
+    feed = {k: v.numpy() for k, v in inputs.items()}
     return float(np.abs(session.run(["y"], feed)[0] - expected).max())
