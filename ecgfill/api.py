@@ -107,3 +107,42 @@ def describe_record(path: str | Path) -> dict[str, object]:
         "comments": list(first.comments),
         "warnings": warnings,
     }
+
+
+def list_models(verify: bool = True) -> list[dict[str, object]]:
+    """The installed reconstruction models: name, family, input leads (or "any"), rate,
+    parameters, validation r per lead set, where the card is and whether every weight file
+    matches the SHA-256 in its card."""
+    from pathlib import Path
+
+    from ecgfill.errors import ModelError
+    from ecgfill.models import installed_cards
+    from ecgfill.models.base import verify_sha256
+    from ecgfill.models.choice import is_any_subset, lead_set_figures
+
+    out: list[dict[str, object]] = []
+    for card in sorted(installed_cards(), key=lambda c: str(c["name"])):
+        sha_ok: bool | None = None
+        if verify:
+            folder = Path(str(card["card_path"])).parent
+            try:
+                for file_name in card.get("sha256") or {}:
+                    verify_sha256(card, folder / file_name)
+                sha_ok = bool(card.get("sha256"))
+            except ModelError:
+                sha_ok = False
+        family = str(card["arch"])
+        if is_any_subset(card):
+            family += f" ({(card.get('config') or {}).get('core', 'unet')} core)"
+        out.append({
+            "name": card["name"],
+            "version": card.get("version"),
+            "family": family,
+            "input_leads": "any" if is_any_subset(card) else list(card["input_leads"]),
+            "fs": card["fs"],
+            "parameters": card.get("parameters"),
+            "validation_r": {key: entry.get("r") for key, entry in lead_set_figures(card).items()},
+            "sha256_ok": sha_ok,
+            "card": card["card_path"],
+        })
+    return out
