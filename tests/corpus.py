@@ -843,7 +843,8 @@ def edf_truncated(folder: Path) -> Path:
 @case(error=r"file is truncated")
 def edf_header_only(folder: Path) -> Path:
     path = write_edf(folder)
-    path.write_bytes(path.read_bytes()[: 256 * (1 + 4)])
+    raw = path.read_bytes()
+    path.write_bytes(raw[: int(raw[184:192])])  # the header's own length
     return path
 
 

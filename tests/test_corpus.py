@@ -158,9 +158,11 @@ def test_case(name: str, command: str, runs: dict[str, BatchRun],
     else:
         assert set(LIMB_LEADS) <= set(result.leads)
     source = read_record(work / "corpus" / name / item.path.name)
-    for lead in source.leads:  # measured leads pass through to the microvolt (or are clipped)
-        expected_mv = np.clip(source.lead(lead), -DIGITAL_MAX / 1000, DIGITAL_MAX / 1000)
-        np.testing.assert_allclose(result.lead(lead), expected_mv, rtol=0, atol=0.0005 + 1e-6)
+    for lead in source.leads:  # measured leads pass through as read (clipped at 1000/mV only
+        gain, baseline = source.gains.get(lead, (1000, 0))  # when their integers were wider)
+        low, high = (-DIGITAL_MAX - baseline) / gain, (DIGITAL_MAX - baseline) / gain
+        expected_mv = np.clip(source.lead(lead), low, high)
+        np.testing.assert_allclose(result.lead(lead), expected_mv, rtol=1e-6, atol=0.0005 + 1e-6)
 
 
 def test_info_describes_or_refuses_every_case(corpus: tuple[Path, list[Case]]) -> None:
