@@ -240,9 +240,6 @@ def test_real_ptb_2000_per_mv_record_is_bit_exact(shared_data: Path, tmp_path: P
     assert read_record(tmp_path / "out.hea").start is None  # the header gives none
 
 
-@pytest.mark.xfail(strict=True, reason="ecgfill/reconstruct.py's reconstruct_record builds its "
-                   "output without the input's start and gains (needs start=record.start, "
-                   "gains=record.gains); issue 16 items 2-3")
 def test_reconstruct_keeps_start_and_measured_integers(tmp_path: Path, models_env: Path) -> None:
     (tmp_path / "in").mkdir()
     digital = np.random.default_rng(8).integers(-3000, 3000, (2000, 3))
