@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ecgfill.batch import Job, Outcome
+from ecgfill.blend import SeamBlender, chunk_windows
 from ecgfill.errors import ModelError, RecordError
 from ecgfill.leads import INDEPENDENT_LEADS, LIMB_LEADS, STANDARD_LEADS, LeadPlan
 from ecgfill.models.choice import Choice
@@ -186,15 +187,6 @@ def complete_record(record: ECGRecord, plan: LeadPlan,
     return full
 
 
-def _chunks(n: int, chunk: int, context: int) -> list[tuple[int, int, int, int]]:
-    """(read_start, read_stop, keep_start, keep_stop) windows covering ``[0, n)`` once."""
-    out = []
-    for start in range(0, n, chunk):
-        stop = min(n, start + chunk)
-        out.append((max(0, start - context), min(n, stop + context), start, stop))
-    return out
-
-
 @dataclass
 class RecordPlan:
     """How one record is served: the model (None: none needed, or copied through), the leads
@@ -249,7 +241,7 @@ def reconstruct_job(settings: ReconstructSettings, job: Job) -> Outcome:
     assert job.output is not None
     with open_record(job.item.path) as reader:
         fs, n = reader.fs, reader.n_samples
-        windows = _chunks(n, max(1, int(CHUNK_SECONDS * fs)), int(CONTEXT_SECONDS * fs))
+        windows = chunk_windows(n, max(1, int(CHUNK_SECONDS * fs)), int(CONTEXT_SECONDS * fs))
         first = reader.read(*windows[0][:2])
         plan = plan_record(first, settings)
         model, view, notes = plan.model, plan.view, plan.notes
@@ -261,7 +253,7 @@ def reconstruct_job(settings: ReconstructSettings, job: Job) -> Outcome:
         spread_base = Path(str(job.output) + "_spread")
         side_writer = _maybe_writer(spread_base, job.fmt, n, samples)
         with open_writer(job.output, job.fmt, n) as out, side_writer as side:
-            seams = _SeamBlender(int(FADE_SECONDS * fs))
+            seams = SeamBlender(int(FADE_SECONDS * fs))
             for k, (lo, hi, keep_lo, keep_hi) in enumerate(windows):
                 rec = first if k == 0 else reader.read(lo, hi)
                 if view is not None:
@@ -304,28 +296,6 @@ def reconstruct_job(settings: ReconstructSettings, job: Job) -> Outcome:
         },
         warnings=final.warnings + notes,
     )
-
-
-class _SeamBlender:
-    """Cross-fades the predicted rows of consecutive chunks over ``fade`` samples after each
-    seam, so a long record shows no step where one chunk's prediction hands over to the next.
-    Measured rows are never touched (they are bit-identical in both chunks anyway)."""
-
-    def __init__(self, fade: int) -> None:
-        self.fade = max(1, fade)
-        self.tails: dict[str, np.ndarray] = {}
-
-    def blend(self, key: str, kept: np.ndarray, full: np.ndarray, rows: list[int], end: int) -> np.ndarray:
-        """``kept`` (this chunk's kept samples) blended with the previous chunk's tail; remembers
-        this chunk's prediction just past its kept part (``full[:, end:end + fade]``)."""
-        tail = self.tails.get(key)
-        if tail is not None and rows:
-            kept = kept.copy()
-            m = min(self.fade, kept.shape[1], tail.shape[1])
-            weight = ((np.arange(m) + 0.5) / m).astype(np.float32)
-            kept[rows, :m] = weight * kept[rows, :m] + (1 - weight) * tail[rows, :m]
-        self.tails[key] = full[:, end : end + self.fade].copy()
-        return kept
 
 
 def _slice(record: ECGRecord, keep: slice) -> ECGRecord:

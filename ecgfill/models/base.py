@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from ecgfill.blend import crossfade_weights, window_starts
 from ecgfill.errors import EcgfillError, ModelError, first_line
 from ecgfill.leads import (
     CHEST_LEADS,
@@ -362,46 +363,6 @@ class ReconstructionModel(ABC):
                 done = (starts[k + 1] if k + 1 < len(starts) else length) - start
                 yield start, acc[0, ..., :done], (acc[1, ..., :done] if n_parts == 2 else None)
                 carry = acc[..., done:]
-
-
-def window_starts(length: int, window: int) -> list[int]:
-    """Starts of windows covering ``[0, length)``, overlapping by at least a quarter window;
-    the last window ends exactly at ``length``."""
-    if length <= window:
-        return [0]
-    hop = window - window // 4
-    starts = list(range(0, length - window, hop))
-    starts.append(length - window)
-    return starts
-
-
-def crossfade_weights(starts: list[int], window: int) -> list[np.ndarray]:
-    """Per-window weights summing to one at every sample: each boundary is a sin²/cos²
-    cross-fade of half the overlap, centred in the overlap, away from the window edges."""
-    weights = []
-    for k, start in enumerate(starts):
-        w = np.ones(window, dtype=np.float32)
-        if k > 0:
-            lo, fade = _fade(starts[k - 1], start, window)
-            w[:lo - start] = 0.0
-            w[lo - start:lo - start + fade] = _ramp(fade)
-        if k + 1 < len(starts):
-            lo, fade = _fade(start, starts[k + 1], window)
-            w[lo - start:lo - start + fade] = 1.0 - _ramp(fade)
-            w[lo - start + fade:] = 0.0
-        weights.append(w)
-    return weights
-
-
-def _fade(start_a: int, start_b: int, window: int) -> tuple[int, int]:
-    """Absolute start and length of the fade between two overlapping windows."""
-    overlap = start_a + window - start_b
-    fade = max(1, overlap // 2)
-    return start_b + (overlap - fade) // 2, fade
-
-
-def _ramp(n: int) -> np.ndarray:
-    return (np.sin(0.5 * np.pi * (np.arange(n) + 0.5) / n) ** 2).astype(np.float32)
 
 
 # --------------------------------------------------------------------------------------------
