@@ -57,6 +57,66 @@ def get_model(name: str, settings: ReconstructSettings) -> Any:
     return _MODEL_CACHE[key]
 
 
+TORCH_HINT = "pip install torch, or pip install 'ecgfill[train]'"
+
+
+def backend_problem(backend: str, device: str) -> str | None:
+    """Why ``backend`` cannot run on ``device`` in this environment (one line with what to
+    install), or None. Nothing is loaded and no CUDA context is created."""
+    if backend == "torch":
+        try:
+            import torch
+        except ImportError:
+            return f"--backend torch needs PyTorch, which is not installed ({TORCH_HINT})"
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            return ("--device cuda: PyTorch sees no CUDA device (a CUDA build of PyTorch and an "
+                    "NVIDIA driver are needed; or use --device cpu)")
+        return None
+    try:
+        import onnxruntime
+    except ImportError:
+        return "--backend onnx needs onnxruntime, which is not installed (pip install onnxruntime)"
+    if device.startswith("cuda") and "CUDAExecutionProvider" not in (
+            onnxruntime.get_available_providers()):
+        return ("--device cuda: this onnxruntime has no CUDA provider (pip uninstall onnxruntime "
+                "&& pip install onnxruntime-gpu; or --backend torch, or --device cpu)")
+    return None
+
+
+def check_setup(settings: ReconstructSettings, workers: int = 1) -> None:
+    """Fail once, before any record is read, when no record could be reconstructed: the
+    backend or device is missing (:func:`backend_problem`), the named model cannot be loaded,
+    or, for ``--model auto``, no installed model loads with this backend. UsageError, one line.
+
+    The model is loaded with the requested device only when this process reconstructs
+    (``workers == 1``, and it stays cached); before worker processes fork it is loaded on the
+    CPU, since a CUDA context does not survive a fork.
+    """
+    from ecgfill.errors import UsageError
+    from ecgfill.models import installed_cards
+
+    problem = backend_problem(settings.backend, settings.device)
+    if problem:
+        raise UsageError(problem)
+    trial = settings if workers == 1 else replace(settings, device="cpu")
+    if settings.model != "auto":
+        try:
+            get_model(settings.model, trial)
+        except ModelError as exc:
+            raise UsageError(f"--model: {exc}") from None
+        return
+    first_error = None
+    for card in sorted(installed_cards(), key=lambda c: str(c["name"])):
+        try:
+            get_model(str(card["name"]), trial)
+            return
+        except ModelError as exc:
+            first_error = first_error or exc
+    if first_error is not None:
+        raise UsageError(f"--model auto: no installed model loads with --backend "
+                         f"{settings.backend} ({first_error})")
+
+
 def auto_choice(plan: LeadPlan) -> Choice:
     """``--model auto`` for a lead plan (cached per lead set); ModelError when no installed
     model serves it."""

@@ -92,6 +92,12 @@ def command(
         raise UsageError(f"--device must be cpu or cuda, not {device!r}")
     if split is not None and split not in SPLITS:
         raise UsageError(f"--split must be one of {', '.join(SPLITS)}, not {split!r}")
+    if reconstructed is None or diagnostic:  # a model or the classifier will run: fail early
+        from ecgfill.reconstruct import backend_problem
+
+        problem = backend_problem(backend, device if reconstructed is None else "cpu")
+        if problem:
+            raise UsageError(problem)
     keep_names = frozenset(n.strip() for n in (plot_records or "").split(",") if n.strip())
     collector = _diagnostic_collector(diagnostic, labels, classifier, backend,
                                       2 if compare and reconstructed is None else 1)

@@ -46,7 +46,7 @@ def command(
 
     from ecgfill.commands._batch import parse_leads, parse_shard, run_file_batch
     from ecgfill.errors import UsageError
-    from ecgfill.reconstruct import ReconstructSettings, reconstruct_job
+    from ecgfill.reconstruct import ReconstructSettings, check_setup, reconstruct_job
 
     if backend not in {"onnx", "torch"}:
         raise UsageError(f"--backend must be onnx or torch, not {backend!r}")
@@ -60,21 +60,9 @@ def command(
         model=model, leads=parse_leads(leads), backend=backend, device=device, threads=threads,
         force=force, uncertainty_samples=uncertainty,
     )
-    if model != "auto":
-        _check_model(settings)
+    check_setup(settings, workers)  # setup errors: one line, exit 2, before any record is read
     run_file_batch(
         inputs, output_dir, partial(reconstruct_job, settings), fmt=output_format,
         overwrite=overwrite, workers=workers, json_output=json_output, label="Reconstructing",
         shard=parse_shard(shard),
     )
-
-
-def _check_model(settings: object) -> None:
-    """Fail once, up front, when a forced model cannot be loaded (instead of once per record)."""
-    from ecgfill.errors import ModelError, UsageError
-    from ecgfill.reconstruct import get_model
-
-    try:
-        get_model(settings.model, settings)  # type: ignore[attr-defined]
-    except ModelError as exc:
-        raise UsageError(f"--model: {exc}") from None
