@@ -39,6 +39,7 @@ class ReconstructSettings:
     threads: int | None = None
     force: bool = False
     uncertainty_samples: int = 0
+    channel_map: tuple[tuple[str, str], ...] = ()  # device channel -> standard lead
 
 
 _MODEL_CACHE: dict[tuple[str, str, str, int | None], Any] = {}
@@ -299,7 +300,7 @@ def reconstruct_job(settings: ReconstructSettings, job: Job) -> Outcome:
 
     t0 = time.perf_counter()
     assert job.output is not None
-    with open_record(job.item.path) as reader:
+    with open_record(job.item.path, dict(settings.channel_map)) as reader:
         fs, n = reader.fs, reader.n_samples
         windows = chunk_windows(n, max(1, int(CHUNK_SECONDS * fs)), int(CONTEXT_SECONDS * fs))
         first = reader.read(*windows[0][:2])

@@ -785,7 +785,7 @@ def leads_some_unknown(folder: Path) -> Path:
     return write_digital(folder, digital, [*LEADS, "RESP"])
 
 
-@case(error=r"needs two limb leads", reconstruct_error=r"model needs leads I,II,V2; record lacks I")
+@case(error=r"needs two limb leads", reconstruct_error=r"takes leads I,II,V2; the record has II,V2")
 def leads_one_limb_lead(folder: Path) -> Path:
     return write_wfdb(folder, valid_record(leads=("II", "V2")))
 

@@ -14,10 +14,10 @@ pytest.importorskip("torch")
 pytest.importorskip("onnxruntime")
 
 from ecgfill.errors import ModelError  # noqa: E402
-from ecgfill.leads import LEAD_INDEX, STANDARD_LEADS  # noqa: E402
+from ecgfill.leads import LEAD_INDEX, STANDARD_LEADS, LeadPlan  # noqa: E402
 from ecgfill.models import (  # noqa: E402
     available_models,
-    find_model_for_leads,
+    installed_cards,
     load_model,
     output_leads_for,
 )
@@ -30,6 +30,7 @@ from ecgfill.models.base import (  # noqa: E402
     network_input_leads,
     window_starts,
 )
+from ecgfill.models.choice import TIE, choose, figure_for  # noqa: E402
 from ecgfill.synth import synthesize_batch  # noqa: E402
 from ecgfill.train import TrainOptions, export_model, train  # noqa: E402
 from ecgfill.train.data import write_synthetic_dataset  # noqa: E402
@@ -192,8 +193,13 @@ def test_deterministic_models_refuse_samples(registry: Path) -> None:
 def test_registry_lists_and_chooses_models(registry: Path) -> None:
     names = {c["name"] for c in available_models()}
     assert {"test-linear-ii-iii-v2", "test-unet-ii-iii-v2", "test-vae-ii-iii-v2"} <= names
-    assert find_model_for_leads(["V2", "III", "II"]) == "test-unet-ii-iii-v2"
-    assert find_model_for_leads(["II", "III"]) is None
+    cards = [c for c in installed_cards() if c["name"].startswith("test-")]
+    plan = LeadPlan.of(["V2", "III", "II"])
+    choice = choose(plan, cards)
+    figures = [found[0] for c in cards if (found := figure_for(c, plan)) is not None]
+    assert len(figures) == 3 and choice.figure == pytest.approx(max(figures), abs=TIE)
+    with pytest.raises(ModelError, match="no installed model serves leads II,III"):
+        choose(LeadPlan.of(["II", "III"]), cards)
     card = next(c for c in available_models() if c["name"] == "test-unet-ii-iii-v2")
     assert card["network_input_leads"] == ["I", "II", "V2"]
     assert card["fs"] == 100.0 and card["config"]["per_lead_heads"] is True
@@ -305,7 +311,7 @@ def _shipped_cards() -> list[dict]:
 def test_every_issue_lead_set_has_a_learned_model_and_a_linear_fallback(leads: tuple) -> None:
     archs = {c["arch"] for c in _shipped_cards() if tuple(c["input_leads"]) == leads}
     assert "linear" in archs and archs & {"unet", "vae"}
-    chosen = find_model_for_leads(list(reversed(leads)))
+    chosen = choose(LeadPlan.of(reversed(leads)), _shipped_cards()).model
     assert chosen is not None and not chosen.startswith("linear")
 
 

@@ -16,7 +16,8 @@ from ecgfill.leads import STANDARD_LEADS
 from ecgfill.record import ECGRecord
 from ecgfill.synth import synthesize
 
-JSON_KEYS = {"input", "output", "status", "error", "model", "leads_measured", "leads_derived",
+JSON_KEYS = {"input", "output", "status", "error", "model", "model_leads", "lead_set",
+             "model_validation_r", "unused_channels", "leads_measured", "leads_derived",
              "leads_reconstructed", "fs", "n_samples", "seconds", "warnings"}
 
 
@@ -86,11 +87,15 @@ def test_aliases_and_leads_override(models_env: Path, tmp_path: Path) -> None:
                 d_signal=digital, fmt=["16"] * 4, adc_gain=[1000] * 4, baseline=[0] * 4,
                 write_dir=str(tmp_path))
     code, lines, _ = run(str(tmp_path / "alias.hea"), str(tmp_path / "out"), "--json")
-    assert code == 1
-    assert lines[0]["error"] == "no shipped model takes leads I,II,V4,V6; available: I; I,II,V4; II,V1,V5"
-    code, lines, _ = run(str(tmp_path / "alias.hea"), str(tmp_path / "out"), "--json", "--leads", "i,II,v4")
+    # a superset of a served lead set: the model takes I,II,V4 and the measured V6 is kept
+    assert code == 0 and lines[0]["model"].startswith("linear-i-ii-v4")
+    assert lines[0]["leads_measured"] == ["I", "II", "V4", "V6"]
+    assert lines[0]["model_leads"] == ["I", "II", "V4"] and lines[0]["unused_channels"] == []
+    assert "V6" not in lines[0]["leads_reconstructed"]
+    code, lines, _ = run(str(tmp_path / "alias.hea"), str(tmp_path / "out2"), "--json", "--leads",
+                         "i,II,v4")
     assert code == 0 and lines[0]["leads_measured"] == ["I", "II", "V4"]
-    assert "V6" in lines[0]["leads_reconstructed"]
+    assert "V6" in lines[0]["leads_reconstructed"] and lines[0]["unused_channels"] == ["V6"]
 
 
 def test_twelve_leads_copied_then_forced(models_env: Path, tmp_path: Path) -> None:

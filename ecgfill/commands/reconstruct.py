@@ -26,6 +26,9 @@ def command(
     leads: str = typer.Option(
         None, "--leads", help="Channels that count as measured, e.g. I,II,V4 (others ignored)."
     ),
+    channel_map: str = typer.Option(
+        None, "--map", help="Name device channels as standard leads, e.g. ECG1=II,ECG2=V5."
+    ),
     force: bool = typer.Option(False, "--force", help="Reconstruct even records that have 12 leads."),
     backend: str = typer.Option("onnx", "--backend", help="onnx (CPU default) or torch."),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
@@ -58,7 +61,7 @@ def command(
         threads = max(1, (os.cpu_count() or 1) // workers)  # no oversubscription across workers
     settings = ReconstructSettings(
         model=model, leads=parse_leads(leads), backend=backend, device=device, threads=threads,
-        force=force, uncertainty_samples=uncertainty,
+        force=force, uncertainty_samples=uncertainty, channel_map=_parse_map(channel_map),
     )
     check_setup(settings, workers)  # setup errors: one line, exit 2, before any record is read
     run_file_batch(
@@ -66,3 +69,15 @@ def command(
         overwrite=overwrite, workers=workers, json_output=json_output, label="Reconstructing",
         shard=parse_shard(shard),
     )
+
+
+def _parse_map(text: str | None) -> tuple[tuple[str, str], ...]:
+    from ecgfill.errors import UsageError
+    from ecgfill.io.names import parse_channel_map
+
+    if text is None:
+        return ()
+    try:
+        return tuple(parse_channel_map(text).items())
+    except ValueError as exc:
+        raise UsageError(f"--map: {exc}") from None

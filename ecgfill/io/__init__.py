@@ -6,6 +6,7 @@ in mV; ``write_record(record, base)`` writes a 12-lead WFDB (or EDF+) record ato
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Protocol
 
@@ -44,16 +45,17 @@ EDF_SUFFIXES = {".edf", ".bdf", ".rec"}
 WFDB_SUFFIXES = {".hea", ".dat", ".mat"}
 
 
-def read_record(path: str | Path) -> ECGRecord:
-    """Read any supported record (WFDB incl. FLAC and Challenge ``.mat``, EDF/EDF+/BDF)."""
+def read_record(path: str | Path, channel_map: Mapping[str, str] | None = None) -> ECGRecord:
+    """Read any supported record (WFDB incl. FLAC and Challenge ``.mat``, EDF/EDF+/BDF);
+    ``channel_map`` names device channels as standard leads (``{"ECG1": "II"}``)."""
     path = Path(path)
-    with open_record(path) as reader:
+    with open_record(path, channel_map) as reader:
         record = reader.read(0, reader.n_samples)
         reader.verify()
     return record
 
 
-def open_record(path: str | Path) -> RecordReader:
+def open_record(path: str | Path, channel_map: Mapping[str, str] | None = None) -> RecordReader:
     """Open a record for chunked reading (``.fs``, ``.n_samples``, ``.read(start, stop)``,
     ``.verify()`` once all samples were read, ``.close()``); use as a context manager."""
     path = Path(path)
@@ -65,10 +67,10 @@ def open_record(path: str | Path) -> RecordReader:
             raise RecordError(path, f"file {problem}")
         from ecgfill.io.edf_reader import EdfReader
 
-        return EdfReader(path)
+        return EdfReader(path, channel_map)
     from ecgfill.io.wfdb_reader import WfdbReader
 
-    return WfdbReader(path)
+    return WfdbReader(path, channel_map)
 
 
 def open_writer(base: str | Path, fmt: str = "wfdb", n_samples: int | None = None) -> RecordWriter:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 
 from ecgfill.errors import RecordError
 from ecgfill.io.channels import PROVENANCE_TAGS, ChannelSet, build_record
-from ecgfill.io.names import normalize_lead_name
+from ecgfill.io.names import map_channels, normalize_lead_name
 from ecgfill.io.times import from_edf_start
 from ecgfill.record import ECGRecord
 
@@ -24,10 +25,11 @@ BASELINE_TOLERANCE = 1e-3  # a digital offset this close to an integer counts as
 class EdfReader:
     """An EDF/EDF+/BDF file opened for reading, whole or in chunks."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, channel_map: Mapping[str, str] | None = None) -> None:
         import pyedflib
 
         self.path = Path(path)
+        self.channel_map = channel_map
         check_size(self.path)
         try:
             self._reader = pyedflib.EdfReader(str(self.path))
@@ -45,7 +47,8 @@ class EdfReader:
 
     def _open(self) -> None:
         reader = self._reader
-        labels = [label.strip() for label in reader.getSignalLabels()]
+        labels = map_channels([label.strip() for label in reader.getSignalLabels()],
+                              self.channel_map)
         # samples / duration in floating point: 7 / 0.28 s gives 24.999999999999996 Hz
         rates = [round(float(reader.getSampleFrequency(i)), RATE_DECIMALS)
                  for i in range(len(labels))]

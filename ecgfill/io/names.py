@@ -4,6 +4,7 @@ one parser of PTB-XL record names."""
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import PurePath
 
 from ecgfill.leads import STANDARD_LEADS
@@ -38,6 +39,32 @@ def normalize_lead_name(label: str) -> tuple[str, float] | None:
     key = _NOISE.sub("", text).upper()
     name = _CANONICAL.get(key) or _ALIASES.get(key)
     return (name, sign) if name else None
+
+
+def map_channels(labels: list[str], channel_map: Mapping[str, str] | None) -> list[str]:
+    """Channel labels with device names replaced by the standard leads ``channel_map`` assigns
+    (``{"ECG1": "II"}``; keys matched case-insensitively, ignoring surrounding spaces)."""
+    if not channel_map:
+        return labels
+    wanted = {k.strip().upper(): v for k, v in channel_map.items()}
+    return [wanted.get(label.strip().upper(), label) for label in labels]
+
+
+def parse_channel_map(text: str) -> dict[str, str]:
+    """Parse ``"ECG1=II,ECG2=V5"`` into {channel: standard lead}; ValueError when malformed,
+    when a target is not a standard lead or is given twice."""
+    mapping: dict[str, str] = {}
+    for part in (p for p in text.split(",") if p.strip()):
+        channel, sep, lead = part.partition("=")
+        found = normalize_lead_name(lead) if sep else None
+        if not channel.strip() or found is None or found[1] < 0:
+            raise ValueError(f"{part.strip()!r}: expected CHANNEL=LEAD with a standard lead")
+        if found[0] in mapping.values():
+            raise ValueError(f"lead {found[0]} assigned twice")
+        mapping[channel.strip()] = found[0]
+    if not mapping:
+        raise ValueError("no CHANNEL=LEAD pairs given")
+    return mapping
 
 
 def parse_lead_list(text: str) -> tuple[str, ...]:

@@ -11,6 +11,7 @@ import math
 import re
 import shutil
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +20,7 @@ import numpy as np
 from ecgfill.errors import RecordError, first_line
 from ecgfill.io.channels import ChannelSet, build_record
 from ecgfill.io.files import file_problem
+from ecgfill.io.names import map_channels
 from ecgfill.io.times import parse_start
 from ecgfill.record import ECGRecord, Start
 
@@ -62,10 +64,11 @@ class WfdbReader:
     :meth:`verify` once every sample was read; the initial values are checked on the first chunk.
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, channel_map: Mapping[str, str] | None = None) -> None:
         import wfdb
 
         self.path = path
+        self.channel_map = channel_map
         base = record_base(Path(path))
         self.header_path = base.with_suffix(".hea")
         problem = file_problem(self.header_path)
@@ -181,7 +184,7 @@ class WfdbReader:
                 raise RecordError(self.header_path, problem) from None
             raise RecordError(self.header_path, f"cannot read WFDB record: {first_line(exc)}") from None
         self._check_chunk(rec, start, stop)
-        record = _to_record(rec, self.header_path, self.start)
+        record = _to_record(rec, self.header_path, self.start, self.channel_map)
         if self.start_problem:
             record.warnings.append(self.start_problem)
         for name, gain in zip(getattr(rec, "sig_name", None) or [], self.info.gains, strict=False):
@@ -520,10 +523,11 @@ def _wfdb_accepts_time_date(parts: list[str]) -> bool:
     return True
 
 
-def _to_record(rec: object, header_path: Path, start: Start = None) -> ECGRecord:
+def _to_record(rec: object, header_path: Path, start: Start = None,
+               channel_map: Mapping[str, str] | None = None) -> ECGRecord:
     """Convert a wfdb Record (digital, or physical for multi-segment) into physical units."""
     path = str(header_path)
-    names = [str(n) for n in (rec.sig_name or [])]
+    names = map_channels([str(n) for n in (rec.sig_name or [])], channel_map)
     units = [str(u) if u else "mV" for u in (rec.units or ["mV"] * len(names))]
     adc = None
     if getattr(rec, "d_signal", None) is not None:

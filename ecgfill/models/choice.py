@@ -7,7 +7,7 @@ for a dedicated model, its card's per-lead figures on those leads; for an any-su
 card's grid entry for the record's lead set (or, for a set outside the grid, the best entry of a
 set the record contains: a lower bound, since the model then also uses the extra leads). The
 best figure wins; figures within :data:`TIE` of the best count as a tie, broken by using more of
-the measured leads, then by family (U-Net, VAE, linear) and name.
+the measured leads, then a learned network over a linear one, then the figure itself.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from ecgfill.leads import LeadPlan
 
 ANY = "any"
 TIE = 0.005
-ARCH_PREFERENCE: tuple[str, ...] = ("anyset", "unet", "vae", "linear")
 
 
 @dataclass(frozen=True)
@@ -41,11 +40,21 @@ def is_any_subset(card: Mapping[str, Any]) -> bool:
     return card.get("input_leads") == ANY
 
 
+def family_of(card: Mapping[str, Any]) -> str:
+    """The card's family for tie-breaks: an any-subset model without a core is linear."""
+    if is_any_subset(card) and (card.get("config") or {}).get("core") == "none":
+        return "linear"
+    return str(card["arch"])
+
+
 def lead_set_figures(card: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     """Validation figures per lead set a card carries: an any-subset card's grid, or a
     dedicated card's own set (``r`` and ``r_per_lead`` over its predicted leads)."""
     if is_any_subset(card):
-        return dict(card.get("lead_sets") or {})
+        if card.get("lead_sets"):
+            return dict(card["lead_sets"])
+        per_set = (card.get("validation") or {}).get("r_per_lead_set") or {}  # training's own
+        return {key: {"r": r} for key, r in per_set.items() if r is not None}
     validation = card.get("validation") or {}
     if validation.get("r") is None:
         return {}
@@ -91,7 +100,6 @@ def choose(plan: LeadPlan, cards: Sequence[Mapping[str, Any]]) -> Choice:
     serves it. A plan with all 8 independent leads needs no model."""
     if plan.is_complete:
         return Choice(plan, None)
-    rank = {a: i for i, a in enumerate(ARCH_PREFERENCE)}
     candidates = []
     for card in cards:
         found = figure_for(card, plan)
@@ -99,11 +107,11 @@ def choose(plan: LeadPlan, cards: Sequence[Mapping[str, Any]]) -> Choice:
             candidates.append((found, card))
     if not candidates:
         served = sorted({"any" if is_any_subset(c) else ",".join(c["input_leads"]) for c in cards})
-        raise ModelError(f"no installed model serves leads {plan.key} (models take: "
+        raise ModelError(f"no installed model serves leads {','.join(plan.measured)} (models take: "
                          f"{'; '.join(served) or 'none installed'})")
     best = max(found[0] for found, _ in candidates)
     tied = [(found, card) for found, card in candidates if found[0] >= best - TIE]
-    tied.sort(key=lambda item: (-len(item[0][2]), -item[0][0],
-                                rank.get(item[1]["arch"], len(rank)), item[1]["name"]))
+    tied.sort(key=lambda item: (-len(item[0][2]), family_of(item[1]) == "linear",
+                                -item[0][0], item[1]["name"]))
     (figure, lead_set, uses), card = tied[0]
     return Choice(plan, str(card["name"]), uses, round(figure, 4), lead_set)
