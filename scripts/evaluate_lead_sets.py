@@ -28,13 +28,11 @@ from ecgfill.reconstruct import ReconstructSettings, choose_model
 # The grid: every single lead, common two- and three-lead devices, the frontal plane with
 # chest leads, chest leads only. The issue's required sets are all here.
 GRID: tuple[str, ...] = (
-    "I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6",
-    "I,II", "II,V5", "II,V1", "I,V2", "I,V1", "II,V2", "I,V4", "II,V4", "III,V4", "aVF,V2",
-    "V1,V5", "I,V5", "II,V3",
-    "I,II,V1", "I,II,V2", "I,II,V3", "I,II,V4", "I,II,V5", "I,II,V6", "II,V1,V5", "II,V2,V5",
-    "III,V1,V5",
-    "I,II,V1,V4", "I,II,V2,V4", "I,II,V1,V5", "I,II,V2,V5", "II,V1,V3,V5",
-    "I,II,V1,V3,V5", "I,II,V2,V4,V6", "V1,V2,V3,V4,V5,V6", "I,V1,V2,V3,V4,V5,V6",
+    "I,II,V4", "II,V1,V5", "I,II,V3", "I",  # the dedicated models' sets
+    "II", "I,II", "I,II,V1", "I,II,V2", "II,V5", "II,V1", "I,V2", "V1,V2,V3,V4,V5,V6",
+    "III", "aVF", "V1", "V2", "V5", "II,V2", "I,V1", "V1,V5", "III,V4",
+    "I,II,V5", "I,II,V6", "I,II,V1,V4", "I,II,V2,V4", "I,II,V1,V5", "II,V1,V3,V5",
+    "I,V1,V2,V3,V4,V5,V6",
 )
 N_BOOT = 1000
 

@@ -30,6 +30,7 @@ import numpy as np
 from ecgfill.errors import ModelError
 from ecgfill.leads import INDEPENDENT_LEADS, LEAD_INDEX, LeadPlan
 from ecgfill.models.base import ReconstructionModel
+from ecgfill.models.family import ModelFamily
 
 ANY = "any"
 N_LEADS = len(INDEPENDENT_LEADS)
@@ -56,11 +57,26 @@ class AnySetConfig:
             raise ValueError("kernel_size must be odd")
 
 
-CONFIG = AnySetConfig
-
-
 def multiple(config: AnySetConfig) -> int:
     return 2 ** (len(config.channels) - 1) if config.core == "unet" else 1
+
+
+def _core(config: AnySetConfig, n_inputs: int, n_outputs: int) -> Any:
+    """The U-Net core on the 8-lead estimate plus the 8-lead mask (or None)."""
+    if config.core == "none":
+        return None
+    from ecgfill.models.unet import UNet1d, UNetConfig
+
+    unet = UNetConfig(channels=config.channels, kernel_size=config.kernel_size,
+                      convs_per_level=config.convs_per_level)
+    return UNet1d(unet, 2 * n_inputs, n_outputs)
+
+
+FAMILY = ModelFamily(
+    name="anyset", config=AnySetConfig, multiple=multiple, build_core=_core,
+    ridge_init=lambda config: True,  # the linear path is always the plan's closed-form ridge
+    loss_weights=lambda config: {}, any_subset=True,
+)
 
 
 def lag_samples(config: AnySetConfig, fs: float) -> int:
@@ -228,8 +244,6 @@ def make_net(config: AnySetConfig, stats: Mapping[str, tuple[float, float]], fs:
     import torch
     from torch import nn
 
-    from ecgfill.models.unet import UNet1d, UNetConfig
-
     class AnySetNet(nn.Module):
         """Lifted measurements and plan tensors in, all 8 independent leads out (mV)."""
 
@@ -244,11 +258,7 @@ def make_net(config: AnySetConfig, stats: Mapping[str, tuple[float, float]], fs:
                 [stats[n][0] for n in INDEPENDENT_LEADS], dtype=torch.float32).reshape(-1, 1))
             self.register_buffer("std", torch.tensor(
                 [stats[n][1] for n in INDEPENDENT_LEADS], dtype=torch.float32).reshape(-1, 1))
-            self.core = None
-            if config.core == "unet":
-                unet = UNetConfig(channels=config.channels, kernel_size=config.kernel_size,
-                                  convs_per_level=config.convs_per_level)
-                self.core = UNet1d(unet, 2 * N_LEADS, N_LEADS)
+            self.core = _core(config, N_LEADS, N_LEADS)
 
         def forward(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
                     null: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -293,6 +303,8 @@ class AnySetRunner:
         self.version = str(card.get("version", ""))
         self.arch: str = card["arch"]
         self.input_leads = ANY
+        self.fs = float(card["fs"])
+        self.input_filters: dict[str, Any] = dict(card.get("input_filters") or {})
         self.path = path
         self.backend = backend
         self.config = AnySetConfig(**{k: tuple(v) if isinstance(v, list) else v

@@ -33,11 +33,12 @@ from ecgfill.leads import (
     LIMB_LEADS,
     LeadPlan,
 )
+from ecgfill.models.family import FAMILIES, family
 
 CARD_FORMAT = "ecgfill-model"
 CHECKPOINT_FORMAT = "ecgfill-checkpoint"
 CARD_FORMAT_VERSION = 1
-ARCHES: tuple[str, ...] = ("linear", "unet", "vae", "anyset")
+ARCHES: tuple[str, ...] = FAMILIES
 PTBXL_ATTRIBUTION = "PTB-XL v1.0.3, CC-BY-4.0, Wagner et al. 2020"
 # Fields that must agree between a card and the card embedded in its weight file.
 CARD_IDENTITY_KEYS: tuple[str, ...] = (
@@ -105,13 +106,6 @@ def input_transform(input_leads: Iterable[str]) -> np.ndarray:
 # Model families and their configs
 
 
-def family(arch: str) -> Any:
-    """The module of a model family (imports torch)."""
-    if arch not in ARCHES:
-        raise ModelError(f"unknown architecture {arch!r} (choose from {', '.join(ARCHES)})")
-    return importlib.import_module(f"ecgfill.models.{arch}")
-
-
 def _parse_field(value: str, kind: Any) -> Any:
     origin = typing.get_origin(kind)
     if kind is bool:
@@ -130,7 +124,7 @@ def _parse_field(value: str, kind: Any) -> Any:
 
 def make_config(arch: str, overrides: Mapping[str, Any] | None = None) -> Any:
     """The family's config dataclass with ``overrides`` applied (strings are parsed by type)."""
-    config_cls = family(arch).CONFIG
+    config_cls = family(arch).config
     hints = typing.get_type_hints(config_cls)
     names = {f.name for f in dataclasses.fields(config_cls)}
     values: dict[str, Any] = {}

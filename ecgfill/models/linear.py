@@ -18,7 +18,8 @@ import torch
 from torch import nn
 
 from ecgfill.leads import LIMB_FROM_I_II
-from ecgfill.models.base import family, input_transform, network_input_leads
+from ecgfill.models.base import input_transform, network_input_leads
+from ecgfill.models.family import ModelFamily, family
 
 DERIVED_LIMB_LEADS: tuple[str, ...] = ("III", "aVR", "aVL", "aVF")
 # Rows of the lagged design matrix built at once in the ridge fit (bounds its memory).
@@ -37,17 +38,11 @@ class LinearConfig:
             raise ValueError("lag_seconds and ridge must be >= 0")
 
 
-CONFIG = LinearConfig
-
-
-def multiple(config: LinearConfig) -> int:
-    """Input lengths must be a multiple of this (1: any length)."""
-    return 1
-
-
-def build_core(config: LinearConfig, n_inputs: int, n_outputs: int) -> nn.Module | None:
-    """The linear family has no non-linear core."""
-    return None
+FAMILY = ModelFamily(
+    name="linear", config=LinearConfig, multiple=lambda config: 1,
+    build_core=lambda config, n_inputs, n_outputs: None,  # no non-linear core
+    ridge_init=lambda config: True, loss_weights=lambda config: {},
+)
 
 
 def lag_samples(lag_seconds: float, fs: float) -> int:
@@ -89,7 +84,8 @@ class ReconstructionNet(nn.Module):
         fam = family(arch)
         self.core = fam.build_core(config, len(net_leads), len(output_leads))
         self.multiple = fam.multiple(config)
-        self.latent_channels = int(getattr(self.core, "latent_channels", 0))
+        self.latent_channels = fam.latent_channels(config)
+        self.loss_weights = fam.loss_weights(config)
         if self.core is None:
             nn.init.zeros_(self.linear.weight)
             nn.init.zeros_(self.linear.bias)
@@ -134,7 +130,7 @@ class ReconstructionNet(nn.Module):
         denom = weight.sum().clamp_min(1.0)
         mse = (((y - self.normalize_targets(t)) ** 2) * weight).sum() / (denom * y.shape[1])
         total, parts = mse, {"mse": mse.detach()}
-        physics_weight = float(getattr(self.config, "physics_weight", 0.0))
+        physics_weight = self.loss_weights.get("physics", 0.0)
         if physics_weight > 0 and {"I", "II"} & set(self.output_leads):
             pred = self._derived_limbs(x, y * self.out_std + self.out_mean)
             true = self._derived_limbs(x, t)
@@ -142,7 +138,7 @@ class ReconstructionNet(nn.Module):
             total = total + physics_weight * phys
             parts["physics"] = phys.detach()
         if kl is not None:
-            beta = float(getattr(self.config, "beta", 0.0))
+            beta = self.loss_weights.get("kl", 0.0)
             kl_term = kl.mean() / (y.shape[1] * y.shape[2])
             total = total + beta * kl_term
             parts["kl"] = kl_term.detach()

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ecgfill.models.family import ModelFamily
+
 # The hybrid U-Net paper's size class: encoder 64->512 channels, depth 4 (four poolings, a
 # 1024-channel bottleneck), two convs per level, kernel 5: 17.09 M parameters with 3 inputs and
 # 5 outputs, matching the paper's 17.1 M. Used only to report FLOP ratios.
@@ -44,15 +46,19 @@ class UNetConfig:
             raise ValueError("convs_per_level and head_channels must be >= 1")
 
 
-CONFIG = UNetConfig
-
-
 def multiple(config: UNetConfig) -> int:
     return 2 ** (len(config.channels) - 1)
 
 
 def build_core(config: UNetConfig, n_inputs: int, n_outputs: int) -> nn.Module:
     return UNet1d(config, n_inputs, n_outputs)
+
+
+FAMILY = ModelFamily(
+    name="unet", config=UNetConfig, multiple=multiple, build_core=build_core,
+    ridge_init=lambda config: config.ridge_init,
+    loss_weights=lambda config: {"physics": config.physics_weight},
+)
 
 
 def conv_block(c_in: int, c_out: int, kernel: int, n_convs: int) -> nn.Sequential:

@@ -592,7 +592,7 @@ class Trainer:
 
     def _run_network(self, payload: dict[str, Any] | None) -> TrainResult:
         opts = self.options
-        if payload is None and getattr(self.config, "ridge_init", False):
+        if payload is None and family(self.options.arch).ridge_init(self.config):
             self.fit_linear_path()
         loop = _Loop.create(self, payload)
         state = loop.state
