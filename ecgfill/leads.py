@@ -173,17 +173,16 @@ class LeadPlan:
         return self.frontal_dof == 2 or set(other.limb) <= set(self.limb)
 
     def complete(self, inputs: np.ndarray, predicted: Mapping[str, np.ndarray]) -> np.ndarray:
-        """All 8 independent leads ``[8, T]`` (float64) from the measured ``inputs``
-        ``[len(self.inputs), T]`` and the model's ``predicted`` leads (a mapping holding at
-        least :attr:`predicted`). Predictions are corrected by the least change that makes
-        them reproduce every measured quantity, so measured leads and Einthoven/Goldberger
-        hold exactly (to float rounding) for any combination of leads."""
+        """All 8 independent leads ``[..., 8, T]`` (float64) from the measured ``inputs``
+        ``[..., len(self.inputs), T]`` and the model's ``predicted`` leads (a mapping holding at
+        least :attr:`predicted`, each ``[..., T]``). Predictions are corrected by the least
+        change that makes them reproduce every measured quantity, so measured leads and
+        Einthoven/Goldberger hold exactly (to float rounding) for any combination of leads."""
         inputs = np.asarray(inputs, dtype=np.float64)
-        length = inputs.shape[-1]
-        estimate = np.zeros((len(INDEPENDENT_LEADS), length))
+        estimate = np.zeros((*inputs.shape[:-2], len(INDEPENDENT_LEADS), inputs.shape[-1]))
         for k, name in enumerate(INDEPENDENT_LEADS):
             if name in predicted:
-                estimate[k] = np.asarray(predicted[name], dtype=np.float64)
+                estimate[..., k, :] = np.asarray(predicted[name], dtype=np.float64)
             elif name not in self.known:
                 raise ValueError(f"no prediction for lead {name}")
         a = self.constraints()
