@@ -160,6 +160,13 @@ class LeadPlan:
         """Whether the derived limb leads are functions of measured leads only."""
         return self.frontal_dof == 2
 
+    def to_dict(self) -> dict[str, object]:
+        """The plan as stored in model cards and reports."""
+        return {"measured": list(self.measured), "inputs": list(self.inputs),
+                "frontal_dof": self.frontal_dof, "known": list(self.known),
+                "predicted": list(self.predicted), "derived_limb": list(self.derived_limb),
+                "derived_exactly": self.derived_exactly}
+
     def constraints(self) -> np.ndarray:
         """``[len(inputs), 8]``: each measured quantity as a row over I, II, V1-V6."""
         return np.stack([limb_coefficients(n) for n in self.inputs])

@@ -26,7 +26,7 @@ import numpy as np
 from ecgfill import __version__
 from ecgfill.console import info, progress, progress_enabled
 from ecgfill.errors import EcgfillError, UsageError
-from ecgfill.leads import CHEST_LEADS
+from ecgfill.leads import CHEST_LEADS, LeadPlan
 from ecgfill.models.base import (
     ARCHES,
     CARD_FORMAT,
@@ -328,6 +328,7 @@ def make_card(options: TrainOptions, ds: Dataset, net: Any, config: Any, window:
         "arch": options.arch,
         "input_leads": list(inputs),
         "network_input_leads": list(network_input_leads(inputs)),
+        "lead_plan": LeadPlan.of(inputs).to_dict() if "any" not in inputs else None,
         "output_leads": list(outputs),
         "fs": ds.fs,
         "window": window,
@@ -819,7 +820,6 @@ def _export_network(card: dict[str, Any]) -> tuple[Any, dict[str, Any], dict[str
 
     rng = np.random.default_rng(0)
     if card["arch"] == "anyset":
-        from ecgfill.leads import LeadPlan
         from ecgfill.models import anyset
 
         net = anyset.build_network(card)
