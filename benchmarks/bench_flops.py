@@ -42,7 +42,8 @@ def main() -> int:
 def default_networks(leads: tuple[str, ...], fs: float, window: int) -> dict[str, Any]:
     """Parameters and FLOPs/s of each family's default config and of the reference U-Net."""
     from ecgfill.leads import STANDARD_LEADS
-    from ecgfill.models.base import build_network, count_parameters, flops_per_second, output_leads_for
+    from ecgfill.models.base import build_network, count_parameters, flops_per_second
+    from ecgfill.models.network_leads import output_leads_for
     from ecgfill.models.unet import reference_flops_per_second, reference_parameters
 
     outputs = output_leads_for(leads)

@@ -50,7 +50,7 @@ def linear_registry(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A model directory with small linear models (100 Hz) for a few lead sets, trained on
     synthetic records; point ``ECGFILL_MODELS`` at it to use ``--model auto``."""
     from ecgfill.train.data import write_synthetic_dataset
-    from ecgfill.train.loop import TrainOptions, export_model, train
+    from ecgfill.train import TrainOptions, export_model, train
 
     root = tmp_path_factory.mktemp("linear-registry")
     dataset = write_synthetic_dataset(root / "ds", 40, 4.0, 100.0, seed=3)
@@ -65,10 +65,10 @@ def linear_registry(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def models_env(linear_registry: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("ECGFILL_MODELS", str(linear_registry))
-    import ecgfill.models.base as models_base
+    import ecgfill.models.registry as registry
     import ecgfill.reconstruct as reconstruct
 
-    monkeypatch.setattr(models_base, "model_dirs", lambda: [linear_registry])  # no shipped models
+    monkeypatch.setattr(registry, "model_dirs", lambda: [linear_registry])  # no shipped models
     monkeypatch.setattr(reconstruct, "_AUTO_CHOICE", {})
     monkeypatch.setattr(reconstruct, "_MODEL_CACHE", {})
     return linear_registry

@@ -13,6 +13,7 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("onnxruntime")
 
+from ecgfill.blend import crossfade_weights, window_starts  # noqa: E402
 from ecgfill.errors import ModelError  # noqa: E402
 from ecgfill.leads import LEAD_INDEX, STANDARD_LEADS, LeadPlan  # noqa: E402
 from ecgfill.models import (  # noqa: E402
@@ -24,13 +25,10 @@ from ecgfill.models import (  # noqa: E402
 from ecgfill.models.base import (  # noqa: E402
     build_network,
     count_parameters,
-    crossfade_weights,
     flops_per_second,
-    input_transform,
-    network_input_leads,
-    window_starts,
 )
 from ecgfill.models.choice import TIE, choose, figure_for  # noqa: E402
+from ecgfill.models.network_leads import input_transform, network_input_leads  # noqa: E402
 from ecgfill.synth import synthesize_batch  # noqa: E402
 from ecgfill.train import TrainOptions, export_model, train  # noqa: E402
 from ecgfill.train.data import write_synthetic_dataset  # noqa: E402

@@ -1,20 +1,21 @@
-"""The one inference interface, the model card, checkpoints and the registry of shipped models.
+"""The one inference interface, the model card, checkpoints and the PyTorch backend.
 
 Physics first: of the 12 leads only I, II and V1-V6 are independent. A model predicts exactly the
-independent leads its inputs do not give; every limb lead is derived later by lead algebra. When
-the inputs hold two or more limb leads, I and II are known (solved from them inside the network).
+independent leads its inputs do not give (:mod:`ecgfill.models.network_leads`); every limb lead
+is derived later by lead algebra. Finding and loading installed models is
+:mod:`ecgfill.models.registry`; the onnxruntime backend is :mod:`ecgfill.models.onnx_backend`.
 
-Nothing here imports torch or onnxruntime at module level; the backends do so when used.
+torch is imported inside the functions that need it (it costs seconds at start-up), and so is
+:mod:`ecgfill.models.linear`, which imports torch at module level.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
-import importlib
-import importlib.resources
 import json
 import os
+import pickle
 import typing
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping
@@ -25,15 +26,9 @@ import numpy as np
 
 from ecgfill.blend import crossfade_weights, window_starts
 from ecgfill.errors import EcgfillError, ModelError, first_line
-from ecgfill.leads import (
-    CHEST_LEADS,
-    INDEPENDENT_LEADS,
-    LEAD_INDEX,
-    LIMB_FROM_I_II,
-    LIMB_LEADS,
-    LeadPlan,
-)
+from ecgfill.leads import LeadPlan
 from ecgfill.models.family import FAMILIES, family
+from ecgfill.models.network_leads import output_leads_for
 
 CARD_FORMAT = "ecgfill-model"
 CHECKPOINT_FORMAT = "ecgfill-checkpoint"
@@ -46,60 +41,6 @@ CARD_IDENTITY_KEYS: tuple[str, ...] = (
 )
 # Upper bound on samples per network call in predict (bounded memory for long inputs).
 MAX_BATCH_SAMPLES = 1 << 18
-
-
-# --------------------------------------------------------------------------------------------
-# Lead plans
-
-
-def check_input_leads(input_leads: Iterable[str]) -> tuple[str, ...]:
-    """Canonical, distinct input leads that leave something to predict; ModelError otherwise."""
-    leads = tuple(input_leads)
-    unknown = [n for n in leads if n not in LEAD_INDEX]
-    if unknown:
-        raise ModelError(f"unknown lead names: {', '.join(unknown)}")
-    if len(set(leads)) != len(leads) or not leads:
-        raise ModelError(f"input leads must be distinct and non-empty, got {','.join(leads)}")
-    if not output_leads_for(leads):
-        raise ModelError(f"input leads {','.join(leads)} already give all 12 leads")
-    return leads
-
-
-def network_input_leads(input_leads: Iterable[str]) -> tuple[str, ...]:
-    """The leads the network sees: I and II (solved) when two or more limb leads are given,
-    the single limb lead otherwise, then the chest leads, in standard order."""
-    leads = set(input_leads)
-    limb = [n for n in LIMB_LEADS if n in leads]
-    chest = [n for n in CHEST_LEADS if n in leads]
-    return tuple((["I", "II"] if len(limb) >= 2 else limb) + chest)
-
-
-def output_leads_for(input_leads: Iterable[str]) -> tuple[str, ...]:
-    """The independent leads (I, II, V1-V6) a model with these inputs must predict."""
-    known = set(network_input_leads(input_leads))
-    return tuple(n for n in INDEPENDENT_LEADS if n not in known)
-
-
-def input_transform(input_leads: Iterable[str]) -> np.ndarray:
-    """The [n_network_inputs, n_inputs] matrix mapping the given leads to the network's leads.
-
-    I and II are solved by least squares from all given limb leads (exact for consistent
-    leads, since any two distinct limb leads determine I and II).
-    """
-    given = tuple(input_leads)
-    net = network_input_leads(given)
-    matrix = np.zeros((len(net), len(given)), dtype=np.float64)
-    limb_given = [n for n in given if n in LIMB_LEADS]
-    solved = len(limb_given) >= 2
-    if solved:
-        coeffs = np.array([LIMB_FROM_I_II[n] for n in limb_given])  # [k, 2]: lead = a*I + b*II
-        solve = np.linalg.pinv(coeffs)  # [2, k]: rows give I and II
-        for col, name in enumerate(limb_given):
-            matrix[:2, given.index(name)] = solve[:, col]
-    for row, name in enumerate(net):
-        if not (solved and row < 2):
-            matrix[row, given.index(name)] = 1.0
-    return matrix
 
 
 # --------------------------------------------------------------------------------------------
@@ -159,23 +100,27 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def read_card(path: Path) -> dict[str, Any]:
-    """A model card from JSON; ModelError when unreadable or not an ecgfill card."""
+def read_card(path: Path, fmt: str = CARD_FORMAT, what: str = "model",
+              required: Iterable[str] = (*CARD_IDENTITY_KEYS, "normalization")) -> dict[str, Any]:
+    """A card of format ``fmt`` from JSON (a model card by default; the diagnostic
+    classifier's has its own); ModelError when unreadable, of another format or lacking a
+    ``required`` field."""
     try:
         card = json.loads(Path(path).read_text())
     except (OSError, ValueError) as exc:
-        raise ModelError(f"{path}: cannot read model card ({exc})") from None
-    if not isinstance(card, dict) or card.get("format") != CARD_FORMAT:
-        raise ModelError(f"{path}: not an ecgfill model card")
-    missing = [k for k in (*CARD_IDENTITY_KEYS, "normalization") if k not in card]
+        raise ModelError(f"{path}: cannot read {what} card ({exc})") from None
+    if not isinstance(card, dict) or card.get("format") != fmt:
+        raise ModelError(f"{path}: not an ecgfill {what} card")
+    missing = [k for k in required if k not in card]
     if missing:
-        raise ModelError(f"{path}: model card lacks {', '.join(missing)}")
+        raise ModelError(f"{path}: {what} card lacks {', '.join(missing)}")
     return card
 
 
-def check_card_matches(card: Mapping[str, Any], embedded: Mapping[str, Any], path: Path) -> None:
-    """ModelError when a card and the card stored inside its weight file disagree."""
-    for key in CARD_IDENTITY_KEYS:
+def check_card_matches(card: Mapping[str, Any], embedded: Mapping[str, Any], path: Path,
+                       keys: Iterable[str] = CARD_IDENTITY_KEYS) -> None:
+    """ModelError when a card and the card stored inside its weight file disagree on ``keys``."""
+    for key in keys:
         if _jsonable(card.get(key)) != _jsonable(embedded.get(key)):
             raise ModelError(
                 f"{path}: the card's {key} ({card.get(key)}) does not match the weight file's "
@@ -190,6 +135,21 @@ def _jsonable(value: Any) -> Any:
 def embedded_card(card: Mapping[str, Any]) -> dict[str, Any]:
     """The card as stored inside weight files (without the weight files' own checksums)."""
     return {k: v for k, v in card.items() if k != "sha256"}
+
+
+def verify_sha256(card: Mapping[str, Any], weights: Path) -> None:
+    """ModelError unless the weight file's SHA-256 is the one recorded in the card."""
+    expected = (card.get("sha256") or {}).get(weights.name)
+    if not expected:
+        raise ModelError(f"{weights}: the model card records no SHA-256 for this file")
+    actual = sha256_file(weights)
+    if actual != expected:
+        raise ModelError(
+            f"{weights}: SHA-256 mismatch (card {expected[:12]}…, file {actual[:12]}…); "
+            "the file is corrupt or was changed"
+        )
+
+
 
 
 # --------------------------------------------------------------------------------------------
@@ -398,8 +358,6 @@ def load_checkpoint(
 ) -> dict[str, Any]:
     """A checkpoint or model file, loaded with ``weights_only=True`` (never arbitrary pickles);
     ModelError unless it is a dict of one of ``formats`` with its card and weights."""
-    import pickle
-
     import torch
 
     try:
@@ -467,157 +425,3 @@ class TorchModel(ReconstructionModel):
             xt = torch.from_numpy(x).to(self.device)
             nt = torch.from_numpy(noise).to(self.device) if noise is not None else None
             return self.net(xt, nt).float().cpu().numpy()
-
-
-# --------------------------------------------------------------------------------------------
-# Registry and loading
-
-
-def model_dirs() -> list[Path]:
-    """Where shipped models are looked for, in order: the installed package's
-    ``shipped_models``, the source checkout's ``models/``, then ``$ECGFILL_MODELS``."""
-    candidates: list[Path] = []
-    try:
-        shipped = importlib.resources.files("ecgfill") / "shipped_models"
-        if shipped.is_dir():
-            candidates.append(Path(str(shipped)))
-    except (ModuleNotFoundError, NotADirectoryError):
-        pass
-    checkout = Path(__file__).resolve().parents[2]
-    if (checkout / "pyproject.toml").is_file():  # a source checkout, not site-packages
-        candidates.append(checkout / "models")
-    env = os.environ.get("ECGFILL_MODELS", "")
-    candidates.extend(Path(p) for p in env.split(os.pathsep) if p)
-    seen: set[Path] = set()
-    dirs = []
-    for path in candidates:
-        resolved = path.resolve()
-        if resolved.is_dir() and resolved not in seen:
-            seen.add(resolved)
-            dirs.append(resolved)
-    return dirs
-
-
-def available_models() -> list[dict[str, Any]]:
-    """Cards of every model found in :func:`model_dirs` (first name wins), each with
-    ``card_path`` added. Other JSON files are ignored; broken ecgfill cards are skipped with a
-    warning."""
-    from ecgfill.console import warn
-
-    found: dict[str, dict[str, Any]] = {}
-    for directory in model_dirs():
-        for path in sorted(directory.glob("*.json")):
-            try:
-                if _is_card_file(path):
-                    card = read_card(path)
-                    found.setdefault(card["name"], {**card, "card_path": str(path)})
-            except ModelError as exc:
-                warn(str(exc))
-    return list(found.values())
-
-
-def _is_card_file(path: Path) -> bool:
-    """Whether a JSON file claims to be an ecgfill model card (it may still be broken)."""
-    try:
-        return bool(json.loads(path.read_text()).get("format") == CARD_FORMAT)
-    except (OSError, ValueError, AttributeError):
-        return False
-
-
-def installed_cards() -> list[dict[str, Any]]:
-    """Cards of the installed models (the diagnostic classifier is not a reconstruction
-    model and is left out)."""
-    return [c for c in available_models() if c.get("arch") in ARCHES]
-
-
-WEIGHT_SUFFIX = {"onnx": ".onnx", "torch": ".pt"}
-
-
-def _resolve(name_or_path: str | Path, backend: str) -> tuple[dict[str, Any] | None, Path, str]:
-    """(card or None, weight file, backend) for a registry name or a .json/.onnx/.pt path."""
-    path = Path(name_or_path)
-    if path.suffix in (".onnx", ".pt"):
-        if not path.is_file():
-            raise ModelError(f"{path}: model file not found")
-        backend = "onnx" if path.suffix == ".onnx" else "torch"
-        return _sibling_card(path), path, backend
-    if path.suffix == ".json":
-        if not path.is_file():
-            raise ModelError(f"{path}: model card not found")
-        card = read_card(path)
-    else:
-        cards = {c["name"]: c for c in available_models()}
-        if str(name_or_path) not in cards:
-            names = ", ".join(sorted(cards)) or "none installed"
-            raise ModelError(f"no model named {name_or_path!r} (available: {names})")
-        card = cards[str(name_or_path)]
-        path = Path(card["card_path"])
-    weights = path.with_name(card["name"] + WEIGHT_SUFFIX[backend])
-    if not weights.is_file():
-        raise ModelError(f"{weights}: weight file for model {card['name']} not found")
-    return card, weights, backend
-
-
-def _sibling_card(weights: Path) -> dict[str, Any] | None:
-    """The card next to a weight file when it is one and lists that file (a training
-    checkpoint's ``best.json`` side file is not a card)."""
-    sibling = weights.with_suffix(".json")
-    if not sibling.is_file() or not _is_card_file(sibling):
-        return None
-    card = read_card(sibling)
-    return card if weights.name in (card.get("sha256") or {}) else None
-
-
-def verify_sha256(card: Mapping[str, Any], weights: Path) -> None:
-    """ModelError unless the weight file's SHA-256 is the one recorded in the card."""
-    expected = (card.get("sha256") or {}).get(weights.name)
-    if not expected:
-        raise ModelError(f"{weights}: the model card records no SHA-256 for this file")
-    actual = sha256_file(weights)
-    if actual != expected:
-        raise ModelError(
-            f"{weights}: SHA-256 mismatch (card {expected[:12]}…, file {actual[:12]}…); "
-            "the file is corrupt or was changed"
-        )
-
-
-def _embedded_card(weights: Path, backend: str) -> dict[str, Any]:
-    """The card stored inside a weight file given without its card."""
-    if backend == "torch":
-        return dict(load_checkpoint(weights)["card"])
-    from ecgfill.models.onnx_backend import open_session, session_card
-
-    return session_card(open_session(weights), None, weights)
-
-
-def load_model(
-    name_or_path: str | Path,
-    backend: str = "onnx",
-    device: str = "cpu",
-    threads: int | None = None,
-) -> ReconstructionModel:
-    """A ready model by registry name or by path to its ``.json`` card, ``.onnx`` or ``.pt``.
-    An any-subset model comes as a runner whose :meth:`bind` gives the model for a lead set
-    (``bind`` of a dedicated model checks the leads and returns the model itself).
-
-    A path to weights picks its backend from the suffix. Weight files are checked against the
-    card's SHA-256 and the card embedded in them; any mismatch raises ModelError.
-    """
-    if backend not in WEIGHT_SUFFIX:
-        raise ModelError(f"unknown backend {backend!r} (choose onnx or torch)")
-    if device != "cpu" and not device.startswith("cuda"):
-        raise ModelError(f"unknown device {device!r} (choose cpu or cuda)")
-    card, weights, backend = _resolve(name_or_path, backend)
-    if card is not None:
-        verify_sha256(card, weights)
-    if (card or _embedded_card(weights, backend)).get("input_leads") == "any":
-        from ecgfill.models.anyset import AnySetRunner
-
-        return AnySetRunner(card or _embedded_card(weights, backend), weights, backend,  # type: ignore[return-value]
-                            device=device, threads=threads)
-    if backend == "onnx":
-        from ecgfill.models.onnx_backend import OnnxModel
-
-        return OnnxModel(card, weights, device=device, threads=threads)
-    return TorchModel(card, weights, device=device, threads=threads)
-

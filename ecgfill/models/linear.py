@@ -18,8 +18,8 @@ import torch
 from torch import nn
 
 from ecgfill.leads import LIMB_FROM_I_II
-from ecgfill.models.base import input_transform, network_input_leads
 from ecgfill.models.family import ModelFamily, family
+from ecgfill.models.network_leads import input_transform, network_input_leads
 
 DERIVED_LIMB_LEADS: tuple[str, ...] = ("III", "aVR", "aVL", "aVF")
 # Rows of the lagged design matrix built at once in the ridge fit (bounds its memory).

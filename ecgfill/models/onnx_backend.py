@@ -1,4 +1,7 @@
-"""ONNX export (single file, dynamic batch and length) and the onnxruntime runner."""
+"""ONNX export (single file, dynamic batch and length) and the onnxruntime runner.
+
+onnx, onnxruntime and torch are imported inside the functions that use them (start-up time).
+"""
 
 from __future__ import annotations
 
@@ -16,12 +19,15 @@ from ecgfill.models.base import ReconstructionModel, check_card_matches, embedde
 
 OPSET = 17
 CARD_METADATA_KEY = "ecgfill_card"
+OUTPUT_AXES: Mapping[str, dict[int, str]] = {"y": {0: "batch", 2: "samples"}}
 
 
 def write_onnx(net: Any, inputs: Mapping[str, Any], axes: Mapping[str, dict[int, str]],
-               path: Path, card: Mapping[str, Any]) -> None:
-    """Export ``net`` called on ``inputs`` (name -> example tensor) with output ``y`` shaped
-    like ``x``, dynamic ``axes``, and the card embedded in the file's metadata."""
+               path: Path, card: Mapping[str, Any],
+               outputs: Mapping[str, dict[int, str]] = OUTPUT_AXES) -> None:
+    """Export ``net`` called on ``inputs`` (name -> example tensor) with ``outputs`` (name ->
+    dynamic axes; default ``y`` shaped like ``x``), dynamic input ``axes``, and the card
+    embedded in the file's metadata."""
     import onnx
     import torch
 
@@ -31,8 +37,8 @@ def write_onnx(net: Any, inputs: Mapping[str, Any], axes: Mapping[str, dict[int,
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notices
         torch.onnx.export(
             net, tuple(inputs.values()), buffer,
-            input_names=list(inputs), output_names=["y"],
-            dynamic_axes={**axes, "y": {0: "batch", 2: "samples"}},
+            input_names=list(inputs), output_names=list(outputs),
+            dynamic_axes={**axes, **outputs},
             opset_version=OPSET, do_constant_folding=True, dynamo=False,
         )
     model = onnx.load_from_string(buffer.getvalue())

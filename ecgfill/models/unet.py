@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ecgfill.models.base import flops_per_second
 from ecgfill.models.family import ModelFamily
 
 # The hybrid U-Net paper's size class: encoder 64->512 channels, depth 4 (four poolings, a
@@ -115,8 +116,6 @@ class UNet1d(nn.Module):
 
 def reference_flops_per_second(fs: float, n_inputs: int, n_outputs: int, window: int) -> float:
     """FLOPs per second of signal of the paper-sized reference U-Net (see REFERENCE_*)."""
-    from ecgfill.models.base import flops_per_second
-
     config = UNetConfig(channels=REFERENCE_CHANNELS, kernel_size=REFERENCE_KERNEL)
     core = UNet1d(config, n_inputs, n_outputs, zero_head=False)
 

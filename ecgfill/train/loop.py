@@ -1,10 +1,14 @@
-"""The training loop behind ``ecgfill train`` and the export of a run to shipped-model files.
+"""The training loop behind ``ecgfill train`` (export: :mod:`ecgfill.train.export`).
 
 Linear models are fitted in closed form (ridge). U-Net and VAE models start from the ridge
 solution in their linear path and train with AdamW and a one-cycle schedule whose progress is the
 larger of the step and the time fraction, so ``max_minutes`` ends the cycle cleanly. Validation
 after every epoch gives the per-record Pearson r on the predicted leads (early stopping, best
 checkpoint). Under ``torchrun`` the loop runs data-parallel (DDP), with rank-0 logs/checkpoints.
+
+torch, and the model modules that import it at module level (:mod:`ecgfill.models.linear`,
+:mod:`ecgfill.models.unet`), are imported inside the functions that use them: importing
+:mod:`ecgfill.train.data` (``ecgfill evaluate`` on a dataset) runs this package's ``__init__``.
 """
 
 from __future__ import annotations
@@ -33,29 +37,24 @@ from ecgfill.models.base import (
     CARD_FORMAT_VERSION,
     CHECKPOINT_FORMAT,
     PTBXL_ATTRIBUTION,
-    build_network,
     check_card_matches,
-    check_input_leads,
     config_to_dict,
     count_parameters,
-    embedded_card,
-    family,
     flops_per_second,
     load_checkpoint,
     make_config,
-    network_input_leads,
-    output_leads_for,
     save_checkpoint,
-    sha256_file,
 )
+from ecgfill.models.family import family
+from ecgfill.models.network_leads import check_input_leads, network_input_leads, output_leads_for
 from ecgfill.train.augment import DEFAULT_AUGMENT, parse_augment
 from ecgfill.train.data import BatchSpec, Dataset, default_window, full_batches, open_dataset
 from ecgfill.train.data import train_batch as make_train_batch
+from ecgfill.train.export import export_model
 
 PCT_START = 0.3  # one-cycle: fraction of the run spent warming up
 DIV_START, DIV_FINAL = 25.0, 1e4
 MIN_DELTA = 1e-4  # smallest validation-r gain that counts as an improvement
-ONNX_TOLERANCE_MV = 1e-3  # export refuses a graph further than this from PyTorch
 
 
 @dataclass
@@ -765,90 +764,3 @@ class _Loop:
             budget=opts.max_minutes * 60 if opts.max_minutes else None,
             first_step=int(state["step"]), state=state,
         )
-
-
-def train(options: TrainOptions) -> TrainResult:
-    """Train (or resume) a run; writes checkpoints, ``metrics.jsonl`` and optionally ONNX."""
-    if options.arch == "anyset":
-        from ecgfill.train.anyset import AnySetTrainer
-
-        return AnySetTrainer(options).run()
-    return Trainer(options).run()
-
-
-# --------------------------------------------------------------------------------------------
-# Export
-
-
-def export_model(run_dir: Path | str, out_dir: Path | str | None = None,
-                 name: str | None = None, checkpoint: str = "best.pt") -> dict[str, Any]:
-    """Write ``<name>.pt``, ``<name>.onnx`` and the card ``<name>.json`` (with their SHA-256)
-    from a run's checkpoint into ``out_dir``; returns the card. The ONNX graph is checked
-    against PyTorch on a random input."""
-    from ecgfill.models.onnx_backend import write_onnx
-
-    run_dir = Path(run_dir)
-    out_dir = Path(out_dir) if out_dir is not None else run_dir
-    payload = load_checkpoint(run_dir / checkpoint)
-    card = dict(payload["card"])
-    if name:
-        card["name"] = name
-    net, inputs, axes = _export_network(card)
-    net.load_state_dict(payload["state_dict"])
-    net.eval()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    pt_path = out_dir / f"{card['name']}.pt"
-    onnx_path = out_dir / f"{card['name']}.onnx"
-    save_checkpoint(pt_path, {"format": CARD_FORMAT, "card": embedded_card(card),
-                              "state_dict": net.state_dict()})
-    write_onnx(net, inputs, axes, onnx_path, card)
-    card["onnx_max_abs_diff_mv"] = _onnx_parity(net, onnx_path, inputs)
-    if card["onnx_max_abs_diff_mv"] > ONNX_TOLERANCE_MV:
-        raise EcgfillError(f"{onnx_path}: ONNX output differs from PyTorch by "
-                           f"{card['onnx_max_abs_diff_mv']:.2e} mV")
-    card["sha256"] = {p.name: sha256_file(p) for p in (onnx_path, pt_path)}
-    tmp = out_dir / f"{card['name']}.json.tmp"
-    tmp.write_text(json.dumps(card, indent=2, allow_nan=False) + "\n")
-    os.replace(tmp, out_dir / f"{card['name']}.json")
-    return card
-
-
-def _export_network(card: dict[str, Any]) -> tuple[Any, dict[str, Any], dict[str, Any]]:
-    """The untrained network of a card, example inputs of an odd multiple length for the
-    export and the parity check, and their dynamic axes."""
-    import torch
-
-    rng = np.random.default_rng(0)
-    if card["arch"] == "anyset":
-        from ecgfill.models import anyset
-
-        net = anyset.build_network(card)
-        length = max(64, net.multiple * 37)
-        tensors = anyset.plan_tensors(LeadPlan.of(("III", "V2", "V5")), card["covariance"],
-                                      net.lag, net.config.ridge)
-        x = rng.standard_normal((2, 8, length)).astype(np.float32) * 0.5
-        inputs = {k: torch.from_numpy(v) for k, v in tensors.feed(x).items()}
-        if net.core is None:
-            inputs.pop("mask")  # the linear path never reads it
-        return net, inputs, {"x": {0: "batch", 2: "samples"}}
-    net = build_network(card)
-    length = net.multiple * 37
-    x = torch.from_numpy(rng.standard_normal(
-        (2, net.in_matrix.shape[1], length)).astype(np.float32) * 0.5)
-    noise = net.zero_noise(x)
-    if noise is None:
-        return net, {"x": x}, {"x": {0: "batch", 2: "samples"}}
-    return net, {"x": x, "noise": noise}, {"x": {0: "batch", 2: "samples"},
-                                           "noise": {0: "batch", 2: "latent_samples"}}
-
-
-def _onnx_parity(net: Any, onnx_path: Path, inputs: dict[str, Any]) -> float:
-    """Largest |ONNX - PyTorch| in mV on the example inputs."""
-    import onnxruntime as ort
-    import torch
-
-    with torch.no_grad():
-        expected = net(*inputs.values()).numpy()
-    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    feed = {k: v.numpy() for k, v in inputs.items()}
-    return float(np.abs(session.run(["y"], feed)[0] - expected).max())
