@@ -18,12 +18,8 @@ from pathlib import Path
 def main(argv: list[str] | None = None) -> int:
     from ecgfill.console import error
     from ecgfill.errors import EcgfillError
-    from ecgfill.evaluate.diagnostic import (
-        DEFAULT_CLASSIFIER,
-        ClassifierConfig,
-        ClassifierTrainOptions,
-        train_classifier,
-    )
+    from ecgfill.models.classifier import DEFAULT_CLASSIFIER, ClassifierConfig
+    from ecgfill.train.classifier import ClassifierTrainOptions, train_classifier
 
     defaults = ClassifierTrainOptions(Path(), Path(), Path())
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

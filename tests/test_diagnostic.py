@@ -16,25 +16,30 @@ from ecgfill.cli import app
 from ecgfill.errors import EcgfillError, ModelError
 from ecgfill.evaluate.diagnostic import (
     SETS,
-    SUPERCLASSES,
-    ClassifierConfig,
-    ClassifierTrainOptions,
     DiagnosticCollector,
     DiagnosticSet,
     auroc,
     diagnostic_report,
     frechet_distance,
     input_only,
-    load_classifier,
-    load_superclass_labels,
     render_diagnostic,
-    train_classifier,
+    roc_curve,
     weighted_auroc,
 )
 from ecgfill.evaluate.run import EvaluateOptions, evaluate_models
 from ecgfill.io.names import ptbxl_ecg_id
+from ecgfill.models.classifier import (
+    DEFAULT_CLASSIFIER,
+    SUPERCLASSES,
+    ClassifierConfig,
+    LabelTable,
+    find_classifier,
+    load_classifier,
+    load_superclass_labels,
+)
 from ecgfill.leads import STANDARD_LEADS
 from ecgfill.record import ECGRecord
+from ecgfill.train.classifier import ClassifierTrainOptions, train_classifier
 
 FS = 100.0
 N_RECORDS = 40
@@ -92,7 +97,6 @@ def test_record_names_give_ptbxl_ids() -> None:
 def test_other_databases_are_not_ptbxl_records(tmp_path: Path, name: str) -> None:
     """One strict PTB-XL name parser (issue 16): MIT-BIH's record 100 is not PTB-XL's 100,
     for the classifier's labels and for preprocess's splits alike."""
-    from ecgfill.evaluate.diagnostic import LabelTable
     from ecgfill.preprocess import SplitTable
 
     assert ptbxl_ecg_id(name) is None
@@ -402,8 +406,6 @@ def test_evaluate_diagnostic_json(ptbxl_like: tuple[Path, Path], tiny_classifier
 
 
 def test_roc_curve_runs_through_every_threshold() -> None:
-    from ecgfill.evaluate.diagnostic import roc_curve
-
     fpr, tpr = roc_curve(np.array([1, 0, 1, 0, 0], bool), np.array([0.9, 0.8, 0.8, 0.3, 0.1]))
     assert fpr.tolist() == [0.0, 0.0, 1 / 3, 2 / 3, 1.0]
     assert tpr.tolist() == [0.0, 0.5, 1.0, 1.0, 1.0]
@@ -424,8 +426,6 @@ def test_diagnostic_usage_errors(ptbxl_like: tuple[Path, Path], linear_registry:
 
 
 def test_shipped_classifier_backends_agree() -> None:
-    from ecgfill.evaluate.diagnostic import DEFAULT_CLASSIFIER, find_classifier
-
     try:
         card = find_classifier(DEFAULT_CLASSIFIER)
     except ModelError:

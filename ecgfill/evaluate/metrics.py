@@ -1,4 +1,5 @@
-"""Signal-level metrics, their aggregation over records and paired model comparison.
+"""Signal-level metrics, their aggregation over records, paired model comparison and figures
+as strict JSON (:func:`json_safe`).
 
 Every metric is computed per record and lead in mV on the record's own samples, then aggregated
 over records (mean, median and a percentile-bootstrap 95% confidence interval of the mean).
@@ -6,7 +7,7 @@ over records (mean, median and a percentile-bootstrap 95% confidence interval of
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
 from typing import Any
 
 import numpy as np
@@ -164,13 +165,14 @@ def paired_comparison(
     }
 
 
-def nanmean_rows(table: Mapping[str, np.ndarray], keys: list[str]) -> np.ndarray:
-    """Mean over the given keys of equally long per-record arrays, ignoring NaN (NaN if all are)."""
-    if not keys:
-        return np.array([])
-    stacked = np.stack([np.asarray(table[k], dtype=np.float64) for k in keys])
-    finite = np.isfinite(stacked)
-    count = finite.sum(axis=0)
-    total = np.where(finite, stacked, 0.0).sum(axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+def json_safe(value: Any) -> Any:
+    """``value`` with NaN/inf as None and numpy scalars as Python numbers (for strict JSON)."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, float | np.floating):
+        return float(value) if math.isfinite(value) else None
+    return value

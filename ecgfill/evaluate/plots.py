@@ -38,7 +38,8 @@ RECON_STYLES = (
 ROLE_COLOURS = {"learned": "#d62728", "derived": "#ff7f0e", "mixed": "#7f7f7f"}
 
 
-def _pyplot() -> Any:
+def pyplot() -> Any:
+    """matplotlib's pyplot on the Agg backend; EcgfillError when matplotlib is missing."""
     try:
         import matplotlib
     except ImportError:
@@ -94,7 +95,7 @@ def plot_twelve_lead(
     (less when the record is shorter). ``reconstructions`` are ``(label, record)`` with the 12
     standard leads at the truth's rate.
     """
-    plt = _pyplot()
+    plt = pyplot()
     roles = roles or {}
     seconds = min(4 * COLUMN_S, truth.seconds)
     column_s = seconds / 4
@@ -127,12 +128,12 @@ def plot_twelve_lead(
     ]
     ax.legend(handles=handles, loc="upper right", fontsize=7, framealpha=0.9)
     fig.suptitle(f"{title}   25 mm/s, 10 mm/mV", fontsize=9, x=0.02, ha="left")
-    return _save(fig, plt, path)
+    return save_figure(fig, plt, path)
 
 
 def plot_distributions(evaluation: Evaluation, path: str | Path) -> Path:
     """Per-lead box plots of Pearson r and MAE (mV) over records, coloured by lead origin."""
-    plt = _pyplot()
+    plt = pyplot()
     leads = [n for n in STANDARD_LEADS if any(n in s.metrics for s in evaluation.scores)]
     if not leads:
         raise EcgfillError("nothing to plot: no record was scored")
@@ -161,10 +162,11 @@ def plot_distributions(evaluation: Evaluation, path: str | Path) -> Path:
     fig.suptitle(f"{title}: per-lead distribution over {len(evaluation.scores)} records",
                  fontsize=10)
     fig.tight_layout()
-    return _save(fig, plt, path)
+    return save_figure(fig, plt, path)
 
 
-def _save(fig: Any, plt: Any, path: str | Path) -> Path:
+def save_figure(fig: Any, plt: Any, path: str | Path) -> Path:
+    """Write ``fig`` to ``path`` (folders made) and close it; EcgfillError naming the file."""
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -69,22 +69,28 @@ and ``input_only`` (the input leads with every other lead zeroed).
 CSV (``--csv FILE``): one row per record, model and scored lead (plus a ``global`` row per record
 with the global features): ``record, model, lead, origin``, the seven metrics, and per feature
 ``<feature>_truth`` and ``<feature>_recon``.
+
+rich is imported inside the functions that render tables (start-up time).
 """
 
 from __future__ import annotations
 
 import csv
 import math
+import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ecgfill.errors import EcgfillError
+from ecgfill.evaluate.diagnostic import render_diagnostic
 from ecgfill.evaluate.features import FEATURES, TOLERANCES
 from ecgfill.evaluate.metrics import (
     DEFAULT_BOOTSTRAP,
     SIGNAL_METRICS,
+    json_safe,
     paired_comparison,
     summarize,
 )
@@ -107,8 +113,6 @@ def _group_leads(score: RecordScore, group: str) -> list[str]:
 
 def _seeded(seed: int, *parts: str) -> int:
     """A per-quantity seed: every statistic gets its own reproducible bootstrap stream."""
-    import zlib
-
     return (seed * 1_000_003 + zlib.crc32("/".join(parts).encode())) % (2**32)
 
 
@@ -306,19 +310,6 @@ def build_report(
     return json_safe(report)
 
 
-def json_safe(value: Any) -> Any:
-    """``value`` with NaN/inf as None and numpy scalars as Python numbers (for strict JSON)."""
-    if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [json_safe(v) for v in value]
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, float | np.floating):
-        return float(value) if math.isfinite(value) else None
-    return value
-
-
 # ------------------------------------------------------------------------------------------
 # CSV
 
@@ -356,8 +347,6 @@ def _csv_value(value: Any) -> Any:
 
 def write_csv(path: str | Path, evaluations: Sequence[Evaluation]) -> int:
     """Write :func:`csv_rows` to ``path`` (atomically); returns the number of rows."""
-    from ecgfill.errors import EcgfillError
-
     path = Path(path)
     features = any(s.features for e in evaluations for s in e.scores)
     tmp = path.with_name(f".{path.name}.tmp")
@@ -439,8 +428,6 @@ def render_tables(report: dict[str, Any]) -> list[Any]:
     if report.get("comparison"):
         out.append(_comparison_table(report["comparison"]))
     if report.get("diagnostic"):
-        from ecgfill.evaluate.diagnostic import render_diagnostic
-
         out.extend(render_diagnostic(report["diagnostic"]))
     return out
 
