@@ -217,3 +217,27 @@ def test_reconstruct_refuses_a_record_without_standard_leads(tmp_path: Path) -> 
     bad = CliRunner().invoke(app, ["reconstruct", str(tmp_path / "in"), str(tmp_path / "o"),
                                    "--map", "ECG1=X"])
     assert bad.exit_code == 2 and "--map" in bad.stderr
+
+
+def test_evaluate_accepts_what_reconstruct_accepts(anyset_registry: Path, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from ecgfill.cli import app
+    from ecgfill.io import write_record
+    from ecgfill.synth import synthesize
+
+    monkeypatch.setenv("ECGFILL_MODELS", str(anyset_registry))
+    for k in range(3):
+        write_record(synthesize(8.0, 100.0, seed=20 + k), tmp_path / "refs" / f"r{k}")
+    result = CliRunner().invoke(app, ["evaluate", str(tmp_path / "refs"), "--model", "auto",
+                                      "--input-leads", "V4,III", "--no-features", "--json"])
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["summary"]["model"].startswith("test-anyset")
+    assert report["summary"]["input_leads"] == ["III", "V4"]
+    assert report["leads"]["I"]["origin"] == "learned"
+    assert report["leads"]["aVR"]["origin"] == "derived"
+    eight = CliRunner().invoke(app, ["evaluate", str(tmp_path / "refs"), "--input-leads",
+                                     "I,II,V1,V2,V3,V4,V5,V6"])
+    assert eight.exit_code == 2 and "nothing to reconstruct" in eight.stderr

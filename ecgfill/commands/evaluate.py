@@ -194,8 +194,11 @@ def _load_models(
     """The model to evaluate (and the one to compare with), each bound to --input-leads by
     the same choice ``ecgfill reconstruct`` makes; and the input leads."""
     from ecgfill.commands._batch import parse_leads
+    from ecgfill.leads import LEAD_INDEX
 
     leads = parse_leads(input_leads, "--input-leads")
+    if leads is not None:
+        leads = tuple(sorted(leads, key=LEAD_INDEX.__getitem__))  # standard order
     primary = _load(model or "auto", leads, backend, device, "--model")
     if leads is None:
         leads = tuple(primary.input_leads)
