@@ -68,6 +68,22 @@ def crossfade_weights(starts: list[int], window: int) -> list[np.ndarray]:
     return weights
 
 
+def window_reach(marked: np.ndarray, window: int) -> np.ndarray:
+    """Samples whose blended prediction (:func:`crossfade_weights` over :func:`window_starts`)
+    takes part from a window that holds a ``marked`` sample: for a network that sees its whole
+    window at once (self-attention), what a gap in its input can change."""
+    n = marked.shape[-1]
+    if n <= window:
+        return np.full(n, bool(marked.any()))
+    out = np.zeros(n, dtype=bool)
+    starts = window_starts(n, window)
+    held = np.concatenate([[0], np.cumsum(marked)])
+    for start, weight in zip(starts, crossfade_weights(starts, window), strict=True):
+        if held[start + window] > held[start]:
+            out[start:start + window] |= weight > 0
+    return out
+
+
 def _fade(start_a: int, start_b: int, window: int) -> tuple[int, int]:
     """Absolute start and length of the fade between two overlapping windows."""
     overlap = start_a + window - start_b

@@ -6,14 +6,17 @@ The readers report NaN samples and flat leads (:func:`quality_warnings`, in ``re
 :func:`clinical_warnings` looks at the signal itself: clipping at the recorder's limits, leads
 that are flat (electrode off) for seconds, strong baseline wander, amplitudes no heart produces
 (usually wrong units), records too short to hold a heartbeat, and a sampling rate far from the
-model's.
+model's. :class:`QualityScan` says both about a whole record read in pieces (``reconstruct``
+streams long records in chunks).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
+
 import numpy as np
 
-from ecgfill.dsp import true_runs
+from ecgfill.dsp import nan_runs, true_runs
 from ecgfill.record import ECGRecord
 
 AMPLITUDE_LIMIT_MV = 10.0  # beyond this from the baseline, a sample is not cardiac
@@ -41,95 +44,276 @@ def is_flat(row: np.ndarray) -> bool:
     return bool(finite.size) and float(finite.max() - finite.min()) < FLAT_MV
 
 
-def flat_warning(name: str, row: np.ndarray) -> str:
-    finite = row[np.isfinite(row)]
-    span = float(finite.max() - finite.min())
-    return f"lead {name} is flat (peak-to-peak {1000 * span:.0f} µV): electrode off?"
+def flat_text(span: float) -> str:
+    """How a flat lead is described, from its peak-to-peak (mV)."""
+    return f"is flat (peak-to-peak {1000 * span:.0f} µV)"
 
 
 def quality_warnings(signal: np.ndarray, leads: tuple[str, ...] | list[str]) -> list[str]:
     """Per-lead problems every reader reports: NaN samples, all-NaN and flat leads."""
     out: list[str] = []
     for name, row in zip(leads, signal, strict=True):
-        nan = int(np.count_nonzero(~np.isfinite(row)))
-        if row.size and nan == row.size:
-            out.append(f"lead {name} has no finite samples")
-            continue
-        if nan:
-            out.append(f"lead {name} has {nan} non-finite samples ({100 * nan / row.size:.1f}%)")
-        if is_flat(row):
-            out.append(flat_warning(name, row))
+        finite = row[np.isfinite(row)]
+        span = float(finite.max() - finite.min()) if finite.size else None
+        out.extend(_reader_lines(name, row.size, finite.size, span))
+    return out
+
+
+def _reader_lines(name: str, total: int, finite: int, span: float | None,
+                  gaps: str = "") -> list[str]:
+    """The readers' lines about one lead of ``total`` samples, ``finite`` of them finite and
+    spanning ``span`` mV; ``gaps`` describes its gaps."""
+    if total and not finite:
+        return [f"lead {name} has no finite samples"]
+    nan = total - finite
+    out = [f"lead {name} has {nan} non-finite samples ({100 * nan / total:.1f}%){gaps}"] if nan else []
+    if span is not None and span < FLAT_MV:
+        out.append(f"lead {name} {flat_text(span)}: electrode off?")
     return out
 
 
 def clinical_warnings(record: ECGRecord, model_fs: float | None = None) -> list[str]:
     """Clinically relevant warnings about ``record``, one line each, without those the reader
-    already put in ``record.warnings``. ``model_fs`` adds a check of the sampling rate."""
-    out: list[str] = []
-    if record.seconds < MIN_SECONDS:
-        out.append(
-            f"record lasts only {record.seconds:.2f} s: too short to hold two heartbeats"
-        )
-    for name, row in zip(record.leads, record.signal, strict=True):
-        out.extend(_lead_warnings(name, row.astype(np.float64), record.fs))
-    if model_fs is not None:
-        out.extend(_rate_warnings(record.fs, model_fs))
-    return [w for w in out if w not in record.warnings]
+    already put in ``record.warnings``. ``model_fs`` adds a check of the sampling rate.
+    (:class:`QualityScan` says the same about a record read in pieces.)"""
+    scan = QualityScan(record.leads, record.fs, record.n_samples)
+    scan.add(record.signal)
+    return [w for w in scan.clinical_warnings(model_fs) if w not in record.warnings]
 
 
-def _lead_warnings(name: str, row: np.ndarray, fs: float) -> list[str]:
-    finite = row[np.isfinite(row)]
-    if finite.size < 2:
-        return []
-    if is_flat(row):  # the readers report it too (the same words, so it is not repeated)
-        return [flat_warning(name, row)]
-    out = []
-    flat_seconds = _flat_seconds(row, fs)
-    if flat_seconds >= FLAT_STRETCH_SECONDS:
-        out.append(f"lead {name} is flat for {flat_seconds:.1f} s of {row.size / fs:.1f} s: "
-                   "electrode off?")
-    clipped = clipped_level(row, fs)
-    if clipped is not None:
-        level, count = clipped
-        out.append(f"lead {name} looks clipped at {level:.3g} mV ({count} samples held at the "
-                   "limit): peaks are cut off and amplitudes unreliable")
-    baseline = _baseline(np.where(np.isfinite(row), row, float(np.median(finite))), fs)
-    wander = _largest_wander(baseline, fs)
-    if wander > WANDER_LIMIT_MV:
-        out.append(f"lead {name} has strong baseline wander ({wander:.1f} mV within "
-                   f"{WANDER_WINDOW_SECONDS:g} s): ST levels are unreliable")
-    amplitude = float(np.nanmax(np.abs(row - baseline)))
-    if amplitude > AMPLITUDE_LIMIT_MV:
-        out.append(f"lead {name} reaches {amplitude:.1f} mV from its baseline, beyond what a "
-                   "heart produces (wrong units in the file, or an artefact?)")
-    return out
+class QualityScan:
+    """What :func:`quality_warnings` (the readers' lines) and :func:`clinical_warnings` say,
+    about a whole record read in consecutive pieces, in bounded memory (a few numbers per
+    lead), with every duration and time in seconds of the record. :meth:`add` the pieces in
+    order, without overlap.
+
+    Flat stretches and gaps (runs of non-finite samples) are followed across pieces; clipping
+    is judged per piece (a piece holds minutes of signal) and its held samples are summed;
+    baseline wander and amplitude are the largest of any piece. ``short_gap_ms``: gaps up to
+    this long are interpolated in a model's input (:meth:`reader_warnings`).
+    """
+
+    def __init__(self, leads: tuple[str, ...] | list[str], fs: float, n_samples: int,
+                 short_gap_ms: float = 0.0) -> None:
+        self.leads, self.fs, self.n_samples = tuple(leads), float(fs), int(n_samples)
+        self.short_gap_ms = short_gap_ms
+        self.short_gap = gap_samples(short_gap_ms, fs)
+        self.seen = 0
+        self._lead = [_LeadScan(round(FLAT_BLOCK_SECONDS * fs)) for _ in self.leads]
+
+    def add(self, signal: np.ndarray) -> None:
+        """The next ``[leads, samples]`` piece of the record."""
+        edges = (self.seen == 0, self.seen + signal.shape[1] >= self.n_samples)
+        for state, row in zip(self._lead, signal, strict=True):
+            state.add(np.asarray(row, dtype=np.float64), self.seen, self.fs, edges,
+                      self.short_gap)
+        self.seen += signal.shape[1]
+
+    def reader_warnings(self, leads: tuple[str, ...] | None = None,
+                        gaps: tuple[str, ...] = ()) -> list[str]:
+        """The readers' lines (:func:`quality_warnings`: non-finite samples, all-NaN and flat
+        leads) for the whole record; ``leads``: only about these. For the leads in ``gaps``
+        (those a model's reconstruction reads) the non-finite samples are described as gaps:
+        how many, the longest and where, and what reconstruction makes of them (gaps up to
+        ``short_gap`` samples are interpolated in the model's input; longer ones leave the
+        leads computed from this one NaN there too)."""
+        out: list[str] = []
+        for name, state in self._states(leads):
+            span = state.high - state.low if state.finite else None
+            gap_text = self._gap_text(state.gaps) if name in gaps and state.gaps.any else ""
+            out.extend(_reader_lines(name, state.total, state.finite, span, gap_text))
+        return out
+
+    def _gap_text(self, gaps: _Gaps) -> str:
+        gaps = gaps.closed(self.short_gap)
+        length, start = gaps.longest
+        limit = f"{self.short_gap_ms:g} ms"
+        text = (f" in {gaps.count} gap{'s' if gaps.count > 1 else ''}, the longest "
+                f"{_seconds(length / self.fs)} at {_seconds(start / self.fs)}")
+        if not gaps.long:
+            return text + f": up to {limit} each, interpolated in the model's input"
+        text += ": the leads computed from it are NaN there too"
+        short = gaps.count - gaps.long
+        return text + (f" ({short} up to {limit}: interpolated in the model's input)" if short
+                       else "")
+
+    def clinical_warnings(self, model_fs: float | None = None,
+                          leads: tuple[str, ...] | None = None) -> list[str]:
+        """The clinical warnings (:func:`clinical_warnings`) for the whole record; ``leads``:
+        only about these."""
+        out: list[str] = []
+        seconds = self.n_samples / self.fs
+        if seconds < MIN_SECONDS:
+            out.append(f"record lasts only {seconds:.2f} s: too short to hold two heartbeats")
+        for name, state in self._states(leads):
+            if state.finite < 2:
+                continue
+            if state.dead:  # the readers' words (so it is not repeated)
+                out.append(f"lead {name} {state.dead}: electrode off?")
+                continue
+            blocks, first = state.longest_flat
+            if blocks * state.block / self.fs >= FLAT_STRETCH_SECONDS:
+                out.append(f"lead {name} is flat for {blocks * state.block / self.fs:.1f} s of "
+                           f"{seconds:.1f} s (from {_seconds(first * state.block / self.fs)}): "
+                           "electrode off?")
+            if state.clipped:
+                level, held = max(state.clipped.items(), key=lambda item: item[1])
+                out.append(f"lead {name} looks clipped at {level:.3g} mV "
+                           f"({_seconds(held / self.fs)} held at the limit): peaks are cut off "
+                           "and amplitudes unreliable")
+            if state.wander > WANDER_LIMIT_MV:
+                out.append(f"lead {name} has strong baseline wander ({state.wander:.1f} mV "
+                           f"within {WANDER_WINDOW_SECONDS:g} s): ST levels are unreliable")
+            if state.amplitude > AMPLITUDE_LIMIT_MV:
+                out.append(f"lead {name} reaches {state.amplitude:.1f} mV from its baseline, "
+                           "beyond what a heart produces (wrong units in the file, or an "
+                           "artefact?)")
+        if model_fs is not None:
+            out.extend(_rate_warnings(self.fs, model_fs))
+        return out
+
+    def _states(self, leads: tuple[str, ...] | None) -> list[tuple[str, _LeadScan]]:
+        return [(name, state) for name, state in zip(self.leads, self._lead, strict=True)
+                if leads is None or name in leads]
 
 
-def _flat_seconds(row: np.ndarray, fs: float) -> float:
-    """Longest run of consecutive flat blocks, in seconds (blocks without data never count)."""
-    block = max(1, round(FLAT_BLOCK_SECONDS * fs))
-    n_blocks = row.size // block
-    if n_blocks == 0:
-        return 0.0
-    blocks = row[: n_blocks * block].reshape(n_blocks, block)
-    with np.errstate(invalid="ignore"):
-        valid = np.isfinite(blocks).any(axis=1)
-        safe = np.where(valid[:, None], blocks, 0.0)
-        span = np.nanmax(safe, axis=1) - np.nanmin(safe, axis=1)
-    longest = max((stop - start for start, stop in true_runs(valid & (span < FLAT_MV))), default=0)
-    return longest * block / fs
+def gap_samples(ms: float, fs: float) -> int:
+    """The most samples at ``fs`` a gap of at most ``ms`` milliseconds holds."""
+    return int(np.floor(ms * fs / 1000.0 + 1e-9))
 
 
-def clipped_level(row: np.ndarray, fs: float) -> tuple[float, int] | None:
+def _seconds(value: float) -> str:
+    """A duration or a time in the record, to a useful precision."""
+    if value < 10:
+        return f"{value:.2f} s"
+    return f"{value:.1f} s" if value < 1000 else f"{value:.0f} s"
+
+
+@dataclass
+class _Gaps:
+    """Runs of non-finite samples of one lead: closed runs counted, the last one maybe open."""
+
+    count: int = 0
+    long: int = 0  # runs longer than the short-gap limit
+    longest: tuple[int, int] = (0, 0)  # (length, start)
+    open: tuple[int, int] | None = None  # (start, length) of a run reaching the piece's end
+
+    def add(self, row: np.ndarray, offset: int, short_gap: int) -> None:
+        runs = nan_runs(row)
+        if self.open is not None and (not runs or runs[0][0] > 0):
+            self._close(*self.open, short_gap)
+            self.open = None
+        for start, stop in runs:
+            begin, length = offset + start, stop - start
+            if start == 0 and self.open is not None:
+                begin, length = self.open[0], self.open[1] + stop
+                self.open = None
+            if stop == row.size:
+                self.open = (begin, length)
+            else:
+                self._close(begin, length, short_gap)
+
+    @property
+    def any(self) -> bool:
+        return bool(self.count or self.open)
+
+    def closed(self, short_gap: int) -> _Gaps:
+        """The counts with a run still open at the end closed."""
+        out = replace(self, open=None)
+        if self.open is not None:
+            out._close(*self.open, short_gap)
+        return out
+
+    def _close(self, start: int, length: int, short_gap: int) -> None:
+        self.count += 1
+        self.long += length > short_gap
+        if length > self.longest[0]:
+            self.longest = (length, start)
+
+
+class _LeadScan:
+    """One lead's running figures for :class:`QualityScan`."""
+
+    def __init__(self, block: int) -> None:
+        self.block = max(1, block)
+        self.total = self.finite = 0
+        self.low, self.high = np.inf, -np.inf
+        self.pending = np.zeros(0)  # samples short of a whole flat-judging block
+        self.blocks = 0  # blocks judged so far
+        self.run = 0  # flat blocks in a row at the end so far
+        self.longest_flat = (0, 0)  # (blocks, first block)
+        self.clipped: dict[float, int] = {}  # level -> samples held there
+        self.wander = 0.0
+        self.amplitude = 0.0
+        self.gaps = _Gaps()
+
+    @property
+    def dead(self) -> str | None:
+        """Why the lead carries no signal so far (no finite sample, or flat), or None."""
+        if not self.finite:
+            return "has no finite samples"
+        return flat_text(self.high - self.low) if self.high - self.low < FLAT_MV else None
+
+    def add(self, row: np.ndarray, offset: int, fs: float, edges: tuple[bool, bool],
+            short_gap: int) -> None:
+        finite = np.isfinite(row)
+        n_finite = int(np.count_nonzero(finite))
+        self.total += row.size
+        self.finite += n_finite
+        self.gaps.add(row, offset, short_gap)
+        self._flat_blocks(row)
+        if not n_finite:
+            return
+        self.low = min(self.low, float(row[finite].min()))
+        self.high = max(self.high, float(row[finite].max()))
+        if n_finite < 2:
+            return
+        clipped = clipped_level(row, fs, edges)
+        if clipped is not None:
+            level, held = clipped
+            self.clipped[level] = self.clipped.get(level, 0) + held
+        baseline = _baseline(np.where(finite, row, float(np.median(row[finite]))), fs)
+        self.wander = max(self.wander, _largest_wander(baseline, fs))
+        self.amplitude = max(self.amplitude, float(np.nanmax(np.abs(row - baseline))))
+
+    def _flat_blocks(self, row: np.ndarray) -> None:
+        """Follow the longest run of flat blocks (blocks without data never count); blocks
+        lie at whole multiples of the block length from the record's start."""
+        data = np.concatenate([self.pending, row]) if self.pending.size else row
+        n_blocks = data.size // self.block
+        self.pending = data[n_blocks * self.block:].copy()
+        if not n_blocks:
+            return
+        blocks = data[: n_blocks * self.block].reshape(n_blocks, self.block)
+        with np.errstate(invalid="ignore"):
+            valid = np.isfinite(blocks).any(axis=1)
+            safe = np.where(valid[:, None], blocks, 0.0)
+            span = np.nanmax(safe, axis=1) - np.nanmin(safe, axis=1)
+        carried = self.run
+        runs = true_runs(valid & (span < FLAT_MV))
+        for start, stop in runs:
+            extra = carried if start == 0 else 0
+            if stop - start + extra > self.longest_flat[0]:
+                self.longest_flat = (stop - start + extra, self.blocks + start - extra)
+        at_end = runs and runs[-1][1] == n_blocks
+        self.run = n_blocks - runs[-1][0] + (carried if runs[-1][0] == 0 else 0) if at_end else 0
+        self.blocks += n_blocks
+
+
+def clipped_level(row: np.ndarray, fs: float,
+                  ends: tuple[bool, bool] = (True, True)) -> tuple[float, int] | None:
     """(level, samples) when the lead piles up at one extreme the way a clipped signal does.
 
     A clipped lead holds its extreme value for many samples while passing quickly through the
     values just inside it; a natural peak is the reverse. Extremes near the median are the
     baseline (e.g. a noise-free isoelectric line), not a limit; the record's ends, where
-    recorders often hold the last value, are left out.
+    recorders often hold the last value, are left out (``ends``: whether ``row`` begins and
+    ends where the record does).
     """
     edge = round(CLIP_EDGE_SECONDS * fs)
-    inner = row[edge : row.size - edge] if row.size > 4 * edge else row
+    inner = row
+    if row.size > 4 * edge:
+        inner = row[edge if ends[0] else 0 : row.size - edge if ends[1] else row.size]
     x = inner[np.isfinite(inner)]
     if x.size < 2:
         return None

@@ -26,6 +26,11 @@ if TYPE_CHECKING:
 CHUNK_SECONDS = 300.0  # records longer than one chunk are streamed
 CONTEXT_SECONDS = 8.0  # signal read on each side of a chunk so seams see full context
 FADE_SECONDS = 2.0  # predictions of consecutive chunks are cross-faded over this after a seam
+# A gap in a model's input leaves its predictions NaN this far on each side (a VAE's: see
+# gap_reach). Measured on synthetic records at 100 and 250 Hz, gaps of 0.2-1 s bridged for the
+# input filter and 0 for the model: outside the masked span no shipped model's prediction moves
+# by more than 5 µV (at 1 s from the gap unet-i's still moved by 38 µV).
+GAP_CONTEXT_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -146,10 +151,11 @@ def choose_model(leads: tuple[str, ...], settings: ReconstructSettings) -> tuple
     return model, Choice(plan, model.name, tuple(model.input_leads))
 
 
-def model_inputs(record: ECGRecord, input_leads: tuple[str, ...]) -> np.ndarray:
+def model_inputs(record: ECGRecord, input_leads: tuple[str, ...], fill: bool = True) -> np.ndarray:
     """The leads ``input_leads`` from ``record`` as float32 ``[n_inputs, samples]`` in mV.
 
-    Limb leads are derived when the record has two limb leads; non-finite samples become 0.
+    Limb leads are derived when the record has two limb leads; non-finite samples become 0
+    (kept as NaN with ``fill=False``).
     """
     available = dict(zip(record.leads, record.signal, strict=True))
     if len(set(LIMB_LEADS) & available.keys()) >= 2:
@@ -162,18 +168,79 @@ def model_inputs(record: ECGRecord, input_leads: tuple[str, ...]) -> np.ndarray:
             f"model needs leads {','.join(input_leads)}; record lacks {','.join(missing)}",
         )
     x = np.stack([available[n] for n in input_leads]).astype(np.float32)
-    return np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
+    return np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0) if fill else x
+
+
+def short_gap_samples(fs: float) -> int:
+    """The longest gap (samples at ``fs``) interpolated rather than left without data: the
+    limit ``preprocess`` interpolates the training data's gaps up to (``MAX_GAP_MS``)."""
+    from ecgfill.preprocess import MAX_GAP_MS
+    from ecgfill.quality import gap_samples
+
+    return gap_samples(MAX_GAP_MS, fs)
+
+
+def bridge_gaps(x: np.ndarray, short_gap: int) -> tuple[np.ndarray, np.ndarray]:
+    """A model's input without gaps, and where it had gaps it must not predict across.
+
+    Gaps (non-finite runs) up to ``short_gap`` samples are interpolated linearly, as
+    ``preprocess`` does for the training data: the model predicts across them. Longer gaps are
+    bridged linearly too, only so that the input filters see no step (a zero-filled gap in a
+    signal with an offset would be smeared over seconds by the high-pass); they are returned as
+    ``blank`` ``[n_inputs, samples]``, to be set to 0 in the filtered input
+    (:func:`predict_at_record_rate`) and to mask the predictions (:func:`gap_reach`).
+    """
+    from ecgfill.dsp import fill_gaps
+
+    out = np.array(x, dtype=np.float32)
+    blank = np.zeros(out.shape, dtype=bool)
+    for i, row in enumerate(out):
+        finite = np.isfinite(row)
+        if finite.all():
+            continue
+        if not finite.any():
+            out[i], blank[i] = 0.0, True
+            continue
+        short, _ = fill_gaps(row, short_gap)
+        blank[i] = ~np.isfinite(short)
+        out[i], _ = fill_gaps(short, row.size)
+    return out, blank
+
+
+def gap_reach(model: ReconstructionModel, blank: np.ndarray, fs: float) -> np.ndarray:
+    """``[samples]`` at ``fs``: the predictions that depend on a gap of the model's input
+    (``blank`` from :func:`bridge_gaps`). A network with self-attention (the VAE) sees its
+    whole window: every prediction a window holding the gap takes part in
+    (:func:`ecgfill.blend.window_reach`). Any other model: within :data:`GAP_CONTEXT_SECONDS`
+    of the gap, or the span its linear path reads if longer."""
+    from ecgfill.blend import window_reach
+    from ecgfill.dsp import resampled_length, true_runs
+
+    marked = blank.any(axis=0)
+    config = (getattr(model, "card", None) or {}).get("config") or {}
+    if config.get("heads") and marked.any():
+        n_model = resampled_length(marked.size, fs, model.fs)
+        reach = window_reach(_at_rate(marked, fs, model.fs, n_model), model.window)
+        return _at_rate(reach, model.fs, fs, marked.size)
+    context = int(np.ceil(max(GAP_CONTEXT_SECONDS, float(config.get("lag_seconds") or 0)) * fs))
+    mask = np.zeros(marked.size, dtype=bool)
+    for start, stop in true_runs(marked):
+        mask[max(0, start - context) : stop + context] = True
+    return mask
 
 
 def predict_at_record_rate(
-    model: ReconstructionModel, x: np.ndarray, fs: float, samples: int = 0
+    model: ReconstructionModel, x: np.ndarray, fs: float, samples: int = 0,
+    blank: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Run ``model`` on ``x`` ``[n_inputs, samples]`` sampled at ``fs``; outputs at ``fs`` too.
 
     The inputs go through the filters the model was trained with (a baseline-wander high-pass
     for the shipped models), so predictions carry no baseline wander; the measured leads
-    themselves are never filtered. Returns the prediction and, when ``samples`` > 1 (VAE
-    models), its per-sample spread.
+    themselves are never filtered. ``blank`` (``[n_inputs, samples]``, from
+    :func:`bridge_gaps`) marks input samples that hold no data: the model sees 0 there, the
+    filtered signal's baseline. Returns the prediction and, when ``samples`` > 1 (VAE models),
+    its per-sample spread.
     """
     from ecgfill.dsp import apply_filters, resample
 
@@ -181,6 +248,9 @@ def predict_at_record_rate(
     same_rate = abs(fs - model.fs) < 1e-9
     x_model = x if same_rate else resample(x, fs, model.fs)
     x_model = apply_filters(x_model, model.fs, getattr(model, "input_filters", None))
+    if blank is not None and blank.any():
+        x_model = x_model.copy()
+        x_model[_at_rate(blank, fs, model.fs, x_model.shape[-1])] = 0.0
     spread = None
     if samples > 1:
         mean, std = model.predict(x_model[None], samples=samples)
@@ -192,6 +262,17 @@ def predict_at_record_rate(
         outs = [resample(o, model.fs, fs) for o in outs]
     outs = [_fit_length(o, n) for o in outs]
     return outs[0], (outs[1] if spread is not None else None)
+
+
+def _at_rate(mask: np.ndarray, fs: float, fs_out: float, n_out: int) -> np.ndarray:
+    """A boolean ``[..., samples]`` mask at ``fs`` taken at ``n_out`` samples of ``fs_out``:
+    an output sample is marked when the input sample nearest to it, or either neighbour, is."""
+    if abs(fs - fs_out) < 1e-9 and mask.shape[-1] == n_out:
+        return mask
+    nearest = np.rint(np.arange(n_out) * (fs / fs_out)).astype(np.int64)
+    last = mask.shape[-1] - 1
+    return (mask[..., np.clip(nearest - 1, 0, last)] | mask[..., np.clip(nearest, 0, last)]
+            | mask[..., np.clip(nearest + 1, 0, last)])
 
 
 def _fit_length(y: np.ndarray, n: int) -> np.ndarray:
@@ -206,13 +287,27 @@ def reconstruct_record(
 ) -> tuple[ECGRecord, np.ndarray | None]:
     """A complete 12-lead record: measured leads untouched, missing independent leads predicted by
     ``model`` (None when all 8 are measured), limb leads derived exactly. Also returns the
-    predictions' spread (VAE, samples > 1)."""
+    predictions' spread (VAE, samples > 1).
+
+    Gaps are not invented: where the measured leads are NaN, every lead computed from them is
+    NaN too. Derived limb leads are by arithmetic. Predictions are NaN within the model's
+    context (:func:`gap_reach`: 2 s, a VAE's windows) of a gap in any of its inputs,
+    and wherever a measured lead the predictions are corrected to (:meth:`LeadPlan.complete`)
+    is NaN. Gaps up to :func:`short_gap_samples` (50 ms) are the exception: they are
+    interpolated in the model's input, as in its training data, and predicted across.
+    """
     plan = LeadPlan.of(record.leads)
     predicted: dict[str, np.ndarray] = {}
     spread = None
     if model is not None:
-        x = model_inputs(record, tuple(model.input_leads))
-        y, spread = predict_at_record_rate(model, x, record.fs, samples)
+        raw = model_inputs(record, tuple(model.input_leads), fill=False)
+        x, blank = bridge_gaps(raw, short_gap_samples(record.fs))
+        y, spread = predict_at_record_rate(model, x, record.fs, samples, blank)
+        invalid = gap_reach(model, blank, record.fs) | _uncorrectable(record, plan)
+        if invalid.any():
+            y[:, invalid] = np.nan
+            if spread is not None:
+                spread[:, invalid] = np.nan
         predicted = dict(zip(model.output_leads, y, strict=True))
     elif not plan.is_complete:
         raise RecordError(record.source or "?", f"leads {plan.key} need a model")
@@ -220,6 +315,17 @@ def reconstruct_record(
     if model is not None:
         full.model = f"{model.name} {model.version}"
     return full, spread
+
+
+def _uncorrectable(record: ECGRecord, plan: LeadPlan) -> np.ndarray:
+    """``[samples]``: True where a measured quantity the predictions are corrected to is NaN
+    (the single limb lead other than I or II that fixes one frontal degree of freedom)."""
+    a = plan.constraints()
+    weights = np.abs(np.linalg.pinv(a)[[INDEPENDENT_LEADS.index(n) for n in plan.predicted]])
+    coupled = tuple(n for j, n in enumerate(plan.inputs) if weights[:, j].max(initial=0) > 1e-9)
+    if not coupled:
+        return np.zeros(record.n_samples, dtype=bool)
+    return ~np.isfinite(model_inputs(record, coupled, fill=False)).all(axis=0)
 
 
 def complete_record(record: ECGRecord, plan: LeadPlan,
@@ -251,7 +357,8 @@ def complete_record(record: ECGRecord, plan: LeadPlan,
 @dataclass
 class RecordPlan:
     """How one record is served: the model (None: none needed, or copied through), the leads
-    that count as measured (None: all), the choice behind it, notes for the user."""
+    that count as measured (None: all), the choice behind it, notes for the user, and the
+    dead leads (no usable signal) left out of the measured ones, with why."""
 
     model: ReconstructionModel | None
     view: tuple[str, ...] | None
@@ -259,10 +366,34 @@ class RecordPlan:
     copy_through: bool = False
     notes: list[str] = field(default_factory=list)
     unused: tuple[str, ...] = ()
+    dead: dict[str, str] = field(default_factory=dict)
 
 
-def plan_record(first: ECGRecord, settings: ReconstructSettings) -> RecordPlan:
-    """Decide the model and which leads count as measured, from the record's first chunk."""
+def dead_leads(reader: Any, windows: list[tuple[int, int, int, int]],
+               first: ECGRecord) -> dict[str, str]:
+    """The record's leads without usable signal over the whole record -> why: no finite
+    sample, or flat (the one flat rule, :data:`ecgfill.quality.FLAT_MV`). ``first`` is the
+    first chunk as read; later chunks are read only while some lead still looks dead."""
+    from ecgfill.quality import FLAT_MV, flat_text
+
+    low = np.full(len(first.leads), np.inf)
+    high = -low
+    for k, (_, _, keep_lo, keep_hi) in enumerate(windows):
+        signal = first.signal if k == 0 else reader.read(keep_lo, keep_hi).signal
+        finite = np.isfinite(signal)
+        low = np.minimum(low, np.where(finite, signal, np.inf).min(axis=1))
+        high = np.maximum(high, np.where(finite, signal, -np.inf).max(axis=1))
+        if (high - low >= FLAT_MV).all():
+            return {}
+    return {name: "has no finite samples" if lo > hi else flat_text(hi - lo)
+            for name, lo, hi in zip(first.leads, low, high, strict=True) if not hi - lo >= FLAT_MV}
+
+
+def plan_record(first: ECGRecord, settings: ReconstructSettings,
+                dead: dict[str, str] | None = None) -> RecordPlan:
+    """Decide the model and which leads count as measured, from the record's first chunk.
+    ``dead`` (:func:`dead_leads`): leads that count as not measured; the record is planned
+    from the others, and fails only when none is left."""
     where = first.source or "?"
     view = settings.leads
     if view is not None:
@@ -271,6 +402,11 @@ def plan_record(first: ECGRecord, settings: ReconstructSettings) -> RecordPlan:
             raise RecordError(where, f"--leads names {','.join(missing)}, not in record")
     leads = view or first.leads
     unused = (*first.other_channels, *(n for n in first.leads if n not in leads))
+    dead = {n: why for n, why in (dead or {}).items() if n in leads}
+    if dead:
+        leads = view = tuple(n for n in leads if n not in dead)
+        if not leads:
+            raise RecordError(where, f"no usable lead: {_dead_text(dead)}")
     if set(leads) >= set(STANDARD_LEADS) and not settings.force:
         return RecordPlan(None, view, copy_through=True, unused=unused, notes=[
             "record already has 12 leads; copied through (--force reconstructs)"])
@@ -286,17 +422,27 @@ def plan_record(first: ECGRecord, settings: ReconstructSettings) -> RecordPlan:
     try:
         model, choice = choose_model(tuple(leads), settings)
     except ModelError as exc:
-        raise RecordError(where, str(exc)) from None
-    return RecordPlan(model, view, choice, unused=unused)
+        because = f" ({_dead_text(dead)}: not usable)" if dead else ""
+        raise RecordError(where, f"{exc}{because}") from None
+    return RecordPlan(model, view, choice, unused=unused, dead=dead)
+
+
+def _dead_text(dead: dict[str, str]) -> str:
+    return "; ".join(f"lead {name} {why}" for name, why in dead.items())
 
 
 def reconstruct_job(settings: ReconstructSettings, job: Job) -> Outcome:
-    """Reconstruct one input record into its output record, streaming long records in chunks."""
+    """Reconstruct one input record into its output record, streaming long records in chunks.
+
+    Dead leads (:func:`dead_leads`) count as not measured. The warnings cover the whole
+    record (:class:`~ecgfill.quality.QualityScan` over every chunk's kept part), with
+    durations and times in seconds of the record."""
     import time
 
     from ecgfill.api import require_usable
     from ecgfill.io import open_record, open_writer
-    from ecgfill.quality import clinical_warnings
+    from ecgfill.preprocess import MAX_GAP_MS
+    from ecgfill.quality import QualityScan, quality_warnings
 
     t0 = time.perf_counter()
     assert job.output is not None
@@ -304,30 +450,30 @@ def reconstruct_job(settings: ReconstructSettings, job: Job) -> Outcome:
         fs, n = reader.fs, reader.n_samples
         windows = chunk_windows(n, max(1, int(CHUNK_SECONDS * fs)), int(CONTEXT_SECONDS * fs))
         first = reader.read(*windows[0][:2])
-        plan = plan_record(first, settings)
+        require_usable(first, dead_ok=True)
+        plan = plan_record(first, settings, dead_leads(reader, windows, first))
         model, view, notes = plan.model, plan.view, plan.notes
         samples = settings.uncertainty_samples if model is not None else 0
         if samples > 1 and not model.stochastic:
             notes.append(f"model {model.name} is deterministic: no spread written "
                          "(--uncertainty needs a vae)")
             samples = 0
+        scan = QualityScan(first.leads, fs, n, MAX_GAP_MS)
         spread_base = Path(str(job.output) + "_spread")
         side_writer = _maybe_writer(spread_base, job.fmt, n, samples)
         with open_writer(job.output, job.fmt, n) as out, side_writer as side:
             seams = SeamBlender(int(FADE_SECONDS * fs))
             for k, (lo, hi, keep_lo, keep_hi) in enumerate(windows):
                 rec = first if k == 0 else reader.read(lo, hi)
+                keep = slice(keep_lo - lo, keep_hi - lo)
+                scan.add(rec.signal[:, keep])
                 if view is not None:
                     rec = rec.select(list(view))
                 if plan.unused:
                     rec.comments.append(f"unused channels: {', '.join(plan.unused)}")
-                if k == 0:
-                    require_usable(rec)
-                    notes.extend(clinical_warnings(rec, model.fs if model else None))
                 spread = None
                 if not plan.copy_through:
                     rec, spread = reconstruct_record(rec, model, samples)
-                keep = slice(keep_lo - lo, keep_hi - lo)
                 piece = _slice(rec, keep)
                 predicted = [i for i, o in enumerate(rec.origins) if o != "measured"]
                 piece.signal = seams.blend("signal", piece.signal, rec.signal, predicted, keep_hi - lo)
@@ -338,6 +484,15 @@ def reconstruct_job(settings: ReconstructSettings, job: Job) -> Outcome:
                     side.write(_spread_record(rec, model, kept))
             reader.verify()
         final = out.template
+    used = view or first.leads
+    first_chunk_only = set(quality_warnings(first.signal, first.leads))  # now for the record
+    warnings = [w for w in final.warnings if w not in first_chunk_only]
+    warnings += scan.reader_warnings(tuple(n for n in first.leads if n not in plan.dead),
+                                     gaps=used if model is not None else ())
+    warnings += scan.clinical_warnings(model.fs if model else None, used)
+    origins = dict(zip(final.leads, final.origins, strict=True))
+    warnings += [f"lead {name} {why} over the whole record: not used as measured, "
+                 f"{origins.get(name, 'left out')} instead" for name, why in plan.dead.items()]
     return Outcome(
         input=str(job.item.path),
         output=str(job.output),
@@ -355,7 +510,7 @@ def reconstruct_job(settings: ReconstructSettings, job: Job) -> Outcome:
             "n_samples": n,
             "seconds": round(time.perf_counter() - t0, 4),
         },
-        warnings=final.warnings + notes,
+        warnings=list(dict.fromkeys(warnings + notes)),
     )
 
 

@@ -7,7 +7,9 @@ and returns the cases. Each case says what the batch commands must report for it
 - ``warning``: a regex one of the reader's warnings must match (the record is processed);
 - ``clinical``: a regex one of :func:`ecgfill.quality.clinical_warnings` must match (the record
   is processed; checked with the corpus model's rate ``MODEL_FS``);
-- ``reconstruct_error``: where ``reconstruct`` refuses for another reason than ``derive-limb``.
+- ``reconstruct_error``: where ``reconstruct`` refuses for another reason than ``derive-limb``
+  (:data:`SERVED`: ``reconstruct`` serves the record that ``derive-limb`` refuses: a dead
+  channel is left out of the measured leads, issue 16).
 
 Cases that need a particular environment (unreadable files, a full or read-only output
 directory) are simulated in ``tests/test_corpus.py``. :func:`build_linear_model` makes the small
@@ -34,6 +36,7 @@ LEADS = ("I", "II", "V2")  # the measured leads of the base record (and the mode
 FS = 250.0
 SECONDS = 4.0
 MODEL_FS = 250.0
+SERVED = ""  # reconstruct_error: reconstruct serves the record (derive-limb refuses it)
 NOISE_MV = 0.01  # a little noise: real recordings never hold a value exactly
 
 Builder = Callable[[Path], Path]
@@ -51,8 +54,8 @@ class Case:
     reconstruct_error: str | None = None
 
     def expected_error(self, command: str) -> str | None:
-        if command == "reconstruct" and self.reconstruct_error:
-            return self.reconstruct_error
+        if command == "reconstruct" and self.reconstruct_error is not None:
+            return self.reconstruct_error or None
         return self.error
 
 
@@ -678,10 +681,40 @@ def data_wrong_initial_value(folder: Path) -> Path:
     return edit_signal_field(write_wfdb(folder), 5, "12345", signal=2)
 
 
-@case(error=r"lead I has no finite samples")
+@case(error=r"lead I has no finite samples",
+      reconstruct_error=r"takes leads I,II,V2; the record has II,V2 \(lead I has no finite "
+                        r"samples: not usable\)$")
 def data_lead_all_invalid(folder: Path) -> Path:
+    """A dead input of the corpus model: left out, the model cannot be fed (issue 16)."""
     record = valid_record()
     record.signal[0] = np.nan  # written as WFDB's invalid sample value
+    return write_wfdb(folder, record)
+
+
+@case(error=r"lead V5 has no finite samples", reconstruct_error=SERVED,
+      warning=r"lead V5 has no finite samples")
+def data_extra_lead_all_invalid(folder: Path) -> Path:
+    """A dead channel beyond the model's inputs: reconstruct leaves it out of the measured
+    leads and reconstructs it (issue 16)."""
+    record = valid_record(("I", "II", "V2", "V5"))
+    record.signal[3] = np.nan
+    return write_wfdb(folder, record)
+
+
+@case(error=r"lead I has no finite samples",
+      reconstruct_error=r"^no usable lead: lead I has no finite samples; lead II has no finite "
+                        r"samples; lead V2 has no finite samples$")
+def data_all_leads_invalid(folder: Path) -> Path:
+    record = valid_record()
+    record.signal[:] = np.nan
+    return write_wfdb(folder, record)
+
+
+@case(warning=r"lead I is flat", reconstruct_error=r"^no usable lead: lead I is flat "
+      r"\(peak-to-peak 0 µV\); lead II is flat \(peak-to-peak 0 µV\); lead V2 is flat")
+def data_all_leads_flat(folder: Path) -> Path:
+    record = valid_record()
+    record.signal[:] = 0.0
     return write_wfdb(folder, record)
 
 
@@ -701,14 +734,16 @@ def data_single_sample(folder: Path) -> Path:
 # Valid files whose signal a clinician must be warned about
 
 
-@case(warning=r"lead V2 is flat")
+@case(warning=r"lead V2 is flat", reconstruct_error=r"takes leads I,II,V2; the record has I,II "
+      r"\(lead V2 is flat \(peak-to-peak 0 µV\): not usable\)$")
 def signal_flat_lead(folder: Path) -> Path:
     record = valid_record()
     record.signal[2] = 0.0
     return write_wfdb(folder, record)
 
 
-@case(warning=r"lead V2 is flat \(peak-to-peak \d+ µV\): electrode off\?")
+@case(warning=r"lead V2 is flat \(peak-to-peak \d+ µV\): electrode off\?",
+      reconstruct_error=r"\(lead V2 is flat \(peak-to-peak \d+ µV\): not usable\)$")
 def signal_nearly_flat_lead(folder: Path) -> Path:
     record = valid_record()
     record.signal[2] = np.random.default_rng(3).uniform(-0.004, 0.004, record.n_samples)

@@ -159,7 +159,10 @@ def test_case(name: str, command: str, runs: dict[str, BatchRun],
         assert set(LIMB_LEADS) <= set(result.leads)
     source = read_record(work / "corpus" / name / item.path.name)
     for lead in source.leads:  # measured leads pass through as read (clipped at 1000/mV only
-        gain, baseline = source.gains.get(lead, (1000, 0))  # when their integers were wider)
+        if result.origins[result.leads.index(lead)] != "measured":  # when their integers were
+            assert command == "reconstruct" and not np.isfinite(source.lead(lead)).any(), lead
+            continue  # wider); a dead one is reconstructed instead (issue 16)
+        gain, baseline = source.gains.get(lead, (1000, 0))
         low, high = (-DIGITAL_MAX - baseline) / gain, (DIGITAL_MAX - baseline) / gain
         expected_mv = np.clip(source.lead(lead), low, high)
         np.testing.assert_allclose(result.lead(lead), expected_mv, rtol=1e-6, atol=0.0005 + 1e-6)

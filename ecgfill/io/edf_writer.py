@@ -28,7 +28,7 @@ from ecgfill import __version__
 from ecgfill.io.atomic import AtomicWriter
 from ecgfill.io.channels import provenance_annotations
 from ecgfill.io.times import to_edf_start
-from ecgfill.io.wfdb_writer import DIGITAL_MAX, Scales, to_digital
+from ecgfill.io.wfdb_writer import DIGITAL_MAX, INVALID, Scales, to_digital
 from ecgfill.record import ECGRecord
 
 ANNOTATION_BYTES = 40  # EDF+ annotation text that EDFlib writes
@@ -97,6 +97,7 @@ class EdfWriter(AtomicWriter):
         self._spr = 1
         self._scales: Scales | None = None
         self._annotations: list[str] = []
+        self._no_data: np.ndarray | int = 0  # per lead, samples without data (NaN)
 
     def write(self, chunk: ECGRecord) -> None:
         if self.template is None:
@@ -106,6 +107,10 @@ class EdfWriter(AtomicWriter):
         digital, notes = to_digital(chunk, self._scales)  # [samples, leads], clipped like WFDB
         self.template.warnings.extend(n for n in notes if n not in self.template.warnings)
         block = digital.T.astype(np.int32)
+        invalid = block == INVALID  # EDF has no invalid value: the digital minimum stands for it
+        if invalid.any():
+            self._no_data += invalid.sum(axis=1)
+            block[invalid] = -DIGITAL_MAX
         self._pending = block if self._pending is None else np.concatenate([self._pending, block], 1)
         whole = (self._pending.shape[1] // self._spr) * self._spr
         if whole:
@@ -152,6 +157,12 @@ class EdfWriter(AtomicWriter):
             pad = self._spr - self._pending.shape[1]
             self.template.warnings.append(f"EDF: padded {pad} samples to fill the last data record")
             self._write_block(np.pad(self._pending, ((0, 0), (0, pad)), mode="edge"))
+        for ch in np.flatnonzero(self._no_data):
+            low = self._scales.limits_mv(ch)[0]
+            self.template.warnings.append(
+                f"EDF: lead {self.template.leads[ch]} has {int(self._no_data[ch])} samples without "
+                f"data (NaN), written at the digital minimum ({low:.6g} mV): EDF has no "
+                "invalid-sample value")
         for text in self._annotations:
             self._writer.writeAnnotation(0, -1, text)
         self._writer.close()
