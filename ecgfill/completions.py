@@ -2,7 +2,8 @@
 
 The scripts ask ``ecgfill`` itself for candidates at run time (click's completion protocol), so new
 commands and options complete without regenerating them. Regenerate the files in ``completions/``
-with ``python -m ecgfill.completions completions/``; a test fails when they are stale.
+with ``python -m ecgfill.completions completions/``; a test fails when they are stale. The text
+comes from typer's public ``typer.completion`` module, as its ``--show-completion`` prints it.
 """
 
 from __future__ import annotations
@@ -10,12 +11,13 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from typer.completion import get_completion_script
+
 SHELLS = {"bash": "ecgfill.bash", "zsh": "_ecgfill", "fish": "ecgfill.fish"}
 
 
 def completion_script(shell: str) -> str:
-    from typer._completion_shared import get_completion_script
-
+    """The completion script typer's ``--show-completion`` prints for ``shell``."""
     return get_completion_script(prog_name="ecgfill", complete_var="_ECGFILL_COMPLETE", shell=shell)
 
 

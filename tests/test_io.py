@@ -252,3 +252,65 @@ def test_discovery_mirrors_tree_and_shards(tmp_path: Path) -> None:
     parts = [shard(good, k, 3) for k in (1, 2, 3)]
     assert sorted(str(i.path) for p in parts for i in p) == sorted(str(i.path) for i in good)
     assert find_records(["-"], stdin_lines=[str(tmp_path / "a" / "r2.hea"), ""])[0].path.name == "r2.hea"
+
+
+# --------------------------------------------------------------------------------------------
+# wfdb-python: the one internal API left (chunk reads), and our own header parsing
+
+
+@pytest.mark.parametrize("fmt", ["16", "212", "24", "32", "516"])
+def test_chunked_reads_match_public_rdrecord(tmp_path: Path, fmt: str,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fast single-segment path (wfdb-python's internal ``_rd_segment``) gives exactly the
+    samples of the public ``wfdb.rdrecord``, and so does the fallback without it."""
+    from ecgfill.io import wfdb_reader
+
+    assert wfdb_reader.fast_segment_reads(), "this wfdb-python lacks the reader the fast path uses"
+    digital = np.random.default_rng(5).integers(-500, 500, (1700, 3))
+    hea = wrsamp(tmp_path, "c", digital, ["I", "II", "V2"], fmt=fmt)
+    bounds = [(0, 1700), (0, 333), (333, 1024), (1024, 1700)]
+    fast = []
+    with wfdb_reader.WfdbReader(hea) as reader:
+        for start, stop in bounds:
+            public = wfdb.rdrecord(str(hea.with_suffix("")), sampfrom=start, sampto=stop,
+                                   physical=False)
+            chunk = reader._read_segment(start, stop)
+            np.testing.assert_array_equal(chunk.d_signal, public.d_signal)
+            fast.append(reader.read(start, stop).signal)
+    monkeypatch.setattr(wfdb_reader, "fast_segment_reads", lambda: False)
+    with wfdb_reader.WfdbReader(hea) as reader:
+        for (start, stop), expected in zip(bounds, fast, strict=True):
+            np.testing.assert_array_equal(reader.read(start, stop).signal, expected)
+
+
+@pytest.mark.parametrize("parts", [
+    ["07:30:00"], ["7:30:05.25", "29/02/2024"], ["23:59:59.123456", "01/12/1999"],
+    ["24:00:00"], ["07:30"], ["07:30:00", "30/02/2024"], ["07:30:00", "2024-02-29"],
+    ["07:30:00", "29/02/2024", "x"], ["29-Feb-2024", "07:30:00"],
+])
+def test_record_line_time_and_date(tmp_path: Path, parts: list[str]) -> None:
+    """What our own check passes on, wfdb-python's public reader parses, to the same start;
+    the rest is left out of the copy it gets, and the record still reads."""
+    from ecgfill.io.times import parse_start
+    from ecgfill.io.wfdb_header import wfdb_accepts_time_date
+
+    hea = wrsamp(tmp_path, "t", np.zeros((50, 1), dtype=int), ["I"])
+    lines = hea.read_text().splitlines()
+    lines[0] = " ".join([*lines[0].split()[:4], *parts])
+    hea.write_text("\n".join(lines) + "\n")
+    if wfdb_accepts_time_date(parts):
+        header = wfdb.rdheader(str(hea.with_suffix("")))
+        start, _ = parse_start(parts)
+        assert (header.base_datetime or header.base_time) == start
+    assert read_record(hea).n_samples == 50
+
+
+def test_storage_format_tables_match_wfdb() -> None:
+    """Our WFDB storage-format tables (signal(5)) agree with wfdb-python's own."""
+    from ecgfill.io import wfdb_header
+
+    signal = pytest.importorskip("wfdb.io._signal")
+    assert wfdb_header.BYTES_PER_SAMPLE == signal.BYTES_PER_SAMPLE
+    assert wfdb_header.BIT_RESOLUTION == signal.BIT_RES
+    assert {k: v for k, v in signal.INVALID_SAMPLE_VALUE.items()
+                                          if v is not None} == wfdb_header.INVALID_SAMPLE

@@ -1,7 +1,9 @@
 """Reading and writing ECG records: one reader per format, one writer per format.
 
 ``read_record(path)`` returns an :class:`~ecgfill.record.ECGRecord` with canonical lead names
-in mV; ``write_record(record, base)`` writes a 12-lead WFDB (or EDF+) record atomically.
+in mV; ``write_record(record, base)`` writes a 12-lead WFDB (or EDF+) record atomically;
+``probe_fs(path)`` reads a record's sampling rate from its header alone. wfdb-python and pyedflib
+are imported only when a record is opened (start-up time).
 """
 
 from __future__ import annotations
@@ -11,6 +13,14 @@ from pathlib import Path
 from typing import Protocol
 
 from ecgfill.errors import RecordError
+from ecgfill.io.complete import output_problem as _output_problem
+from ecgfill.io.edf_reader import EdfReader
+from ecgfill.io.edf_reader import header_fs as edf_header_fs
+from ecgfill.io.edf_writer import EdfWriter
+from ecgfill.io.files import file_problem
+from ecgfill.io.wfdb_header import header_fs
+from ecgfill.io.wfdb_reader import WfdbReader
+from ecgfill.io.wfdb_writer import WfdbWriter
 from ecgfill.record import ECGRecord
 
 
@@ -60,29 +70,32 @@ def open_record(path: str | Path, channel_map: Mapping[str, str] | None = None) 
     ``.verify()`` once all samples were read, ``.close()``); use as a context manager."""
     path = Path(path)
     if path.suffix.lower() in EDF_SUFFIXES:
-        from ecgfill.io.files import file_problem
-
         problem = file_problem(path)
         if problem:
             raise RecordError(path, f"file {problem}")
-        from ecgfill.io.edf_reader import EdfReader
-
         return EdfReader(path, channel_map)
-    from ecgfill.io.wfdb_reader import WfdbReader
-
     return WfdbReader(path, channel_map)
+
+
+def probe_fs(path: str | Path) -> float | None:
+    """A record's sampling rate from its header alone (WFDB ``.hea`` or EDF/BDF), without
+    opening the record; None when unreadable or unknown."""
+    path = Path(path)
+    try:
+        if path.suffix.lower() == ".hea":
+            return header_fs(path.read_text(encoding="latin-1"))
+        with path.open("rb") as handle:
+            return edf_header_fs(handle)
+    except (OSError, ValueError):
+        return None
 
 
 def open_writer(base: str | Path, fmt: str = "wfdb", n_samples: int | None = None) -> RecordWriter:
     """A streaming, atomic writer: ``.write(chunk)`` any number of times, then ``.close()``
     (or ``.abort()``); as a context manager it closes on success and aborts on error."""
     if fmt == "wfdb":
-        from ecgfill.io.wfdb_writer import WfdbWriter
-
         return WfdbWriter(base)
     if fmt == "edf":
-        from ecgfill.io.edf_writer import EdfWriter
-
         return EdfWriter(base, n_samples)
     raise ValueError(f"unknown output format {fmt!r} (expected wfdb or edf)")
 
@@ -101,6 +114,4 @@ def output_problem(base: str | Path, fmt: str = "wfdb") -> str | None:
     """Whether an output record at ``base`` can be skipped: None when none exists, ``""`` when
     a complete one does (its header parses, its data file has the declared size and its
     checksums match), else what is wrong with it (a killed run, a full disk ...)."""
-    from ecgfill.io.complete import output_problem as check
-
-    return check(Path(base), fmt)
+    return _output_problem(Path(base), fmt)

@@ -7,6 +7,9 @@ from pathlib import Path
 import numpy as np
 
 from ecgfill.errors import RecordError
+from ecgfill.io.edf_reader import EdfReader
+from ecgfill.io.wfdb_reader import WfdbReader
+from ecgfill.io.wfdb_writer import safe_record_name
 
 CHUNK_SAMPLES = 1 << 20  # samples per signal summed at a time (bounded memory)
 
@@ -15,8 +18,6 @@ def output_problem(base: Path, fmt: str) -> str | None:
     """None when no output exists at ``base``; ``""`` when a complete one does; else the problem."""
     if fmt == "edf":
         return _edf_problem(base.with_suffix(".edf"))
-    from ecgfill.io.wfdb_writer import safe_record_name
-
     base = base.with_name(safe_record_name(base.name))
     header, data = base.with_suffix(".hea"), base.with_suffix(".dat")
     if not header.exists() and not data.exists():
@@ -30,8 +31,6 @@ def output_problem(base: Path, fmt: str) -> str | None:
 def _edf_problem(path: Path) -> str | None:
     if not path.exists():
         return None
-    from ecgfill.io.edf_reader import EdfReader
-
     try:
         EdfReader(path).close()  # checks the size against the header, then parses it
     except RecordError as exc:
@@ -40,8 +39,6 @@ def _edf_problem(path: Path) -> str | None:
 
 
 def _wfdb_problem(header: Path, data: Path) -> str:
-    from ecgfill.io.wfdb_reader import WfdbReader
-
     with WfdbReader(header) as reader:  # strict header; data files present and long enough
         head = reader.header
         n, n_sig = reader.n_samples, int(head.n_sig)

@@ -1,19 +1,26 @@
 """WFDB reader: every storage format wfdb-python reads, multi-segment records, Challenge ``.mat``.
 
 wfdb-python does not verify checksums, rejects Challenge headers whose record line names the file
-(``E00271.mat 12 500 ...``) and some of their dates (wfdb-python #351); this reader handles all three.
+(``E00271.mat 12 500 ...``) and some of their dates (wfdb-python #351); this reader handles all
+three, with the header checks of :mod:`ecgfill.io.wfdb_header`. wfdb-python (and the pandas it
+imports, about 0.2 s) is imported only when a record is opened.
+
+One private wfdb-python API is left, behind a check: chunks of a single-segment record are read
+with its internal ``_rd_segment`` (``wfdb.rdrecord`` would parse the header again for every
+chunk, which doubles the time to read a short record); when a wfdb-python release no longer has
+it with the arguments used here, the public ``wfdb.rdrecord`` is used instead. pyproject.toml
+keeps wfdb below 5; tests/test_io.py checks both paths give the same samples.
 """
 
 from __future__ import annotations
 
-import contextlib
+import copy
+import functools
+import inspect
 import math
-import re
-import shutil
-import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -22,32 +29,26 @@ from ecgfill.io.channels import ChannelSet, build_record
 from ecgfill.io.files import file_problem
 from ecgfill.io.names import map_channels
 from ecgfill.io.times import parse_start
+from ecgfill.io.wfdb_header import (
+    BIT_RESOLUTION,
+    INVALID_SAMPLE,
+    ReadableHeader,
+    bytes_per_sample,
+    check_header,
+    header_fields,
+    header_lines,
+    read_header_text,
+)
 from ecgfill.record import ECGRecord, Start
 
-MAX_SAMPLES = 2**31 // 8  # refuse headers that declare absurd lengths before allocating them
-MAX_FS = 1e6  # Hz; higher sampling frequencies in a header are corrupt, not exotic
 EXACT_BITS = 16  # integers of formats up to this width are written back as they are
 MAX_BASELINE = 2**16  # (integer - baseline) stays exact in float32 mV
-# Header grammar (WFDB header(5)), checked strictly so a damaged field is named instead of
-# being swallowed into a signal description as wfdb-python's lenient patterns do.
-_PLAIN_NAME = re.compile(r"~|[-\w]+(\.\w+)?", re.ASCII)  # a file in the header's folder
-_FS = re.compile(r"(?P<fs>\d+\.?\d*|\.\d+)(/\d*\.?\d*(\(-?\d*\.?\d*\))?)?")
-_FORMAT = re.compile(r"(?P<fmt>\d+)(x(?P<spf>\d+))?(:\d+)?(\+(?P<offset>\d+))?")
-_GAIN = re.compile(r"(?P<gain>[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?)?(\(-?\d+\))?(/\S*)?")
-_INTEGER = re.compile(r"[-+]?\d+")
-_COUNT = re.compile(r"[0-9]+")  # str.isdigit() also accepts "²", which int() refuses
-# Signal-line fields after the format, in order, each optional only with all that follow it.
-_SIGNAL_FIELDS = ("ADC gain", "ADC resolution", "ADC zero", "initial value", "checksum",
-                  "block size")
-
-
-@dataclass
-class HeaderInfo:
-    """What the strict header check learned: per signal line, the data file and raw gain."""
-
-    multi_segment: bool
-    files: list[str] = field(default_factory=list)
-    gains: list[float | None] = field(default_factory=list)
+# The arguments the single-segment fast path passes to wfdb-python's ``_rd_segment``.
+_RD_SEGMENT_ARGS = (
+    "file_name", "dir_name", "pn_dir", "fmt", "n_sig", "sig_len", "byte_offset",
+    "samps_per_frame", "skew", "init_value", "sampfrom", "sampto", "channels", "ignore_skew",
+    "no_file", "sig_data", "return_res",
+)
 
 
 def record_base(path: Path) -> Path:
@@ -76,11 +77,11 @@ class WfdbReader:
             raise RecordError(path, "no header file (.hea) found")
         if problem:
             raise RecordError(self.header_path, f"header file {problem}")
-        self.text = _read_header_text(self.header_path)
-        self.info = _check_header(self.header_path, self.text)
+        self.text = read_header_text(self.header_path)
+        self.info = check_header(self.header_path, self.text)
         ascii_text = self.text.encode("ascii", "ignore").decode("ascii")
-        self.start, self.start_problem = parse_start(_fields(_header_lines(ascii_text)[0])[4:])
-        self._readable = _readable_header(self.header_path, self.text)
+        self.start, self.start_problem = parse_start(header_fields(header_lines(ascii_text)[0])[4:])
+        self._readable = ReadableHeader(self.header_path, self.text)
         self.base = self._readable.__enter__()
         try:
             self.header = wfdb.rdheader(str(self.base))
@@ -98,7 +99,7 @@ class WfdbReader:
             raise RecordError(self.header_path, "zero-length record")
         if self.header.sig_len is None:  # wfdb-python reads chunks only with a declared length
             self._readable.__exit__(None, None, None)
-            self._readable = _readable_header(self.header_path, self.text, self.n_samples)
+            self._readable = ReadableHeader(self.header_path, self.text, self.n_samples)
             self.base = self._readable.__enter__()
         self._sums: np.ndarray | None = None
         self._summed_until = 0
@@ -121,7 +122,7 @@ class WfdbReader:
             frame = sum(int(header.samps_per_frame[i] or 1) for i in chans)
             offset = int(header.byte_offset[chans[0]] or 0)
             path = _require_file(self.header_path, name, "data file")
-            per_sample = _bytes_per_sample(fmt)
+            per_sample = bytes_per_sample(fmt)
             if per_sample is None:  # compressed (FLAC): the size says nothing about the length
                 continue
             size = path.stat().st_size
@@ -148,7 +149,7 @@ class WfdbReader:
                 continue
             try:
                 seg_header = _require_file(self.header_path, f"{segment}.hea", "segment header")
-                info = _check_header(seg_header, _read_header_text(seg_header))
+                info = check_header(seg_header, read_header_text(seg_header))
                 if info.multi_segment:
                     raise RecordError(self.header_path, f"segment {segment} is itself multi-segment")
                 for name in [n for n in dict.fromkeys(info.files) if n != "~"]:
@@ -194,16 +195,17 @@ class WfdbReader:
         return record
 
     def _read_segment(self, start: int, stop: int) -> object:
-        """A single-segment record's samples ``[start, stop)`` from the header already parsed.
+        """A single-segment record's samples ``[start, stop)`` from the header already parsed:
+        wfdb-python's single-segment path without parsing the header again (see the module
+        docstring), or ``wfdb.rdrecord`` when that path is not available."""
+        import wfdb
 
-        ``wfdb.rdrecord`` would parse the header again, which costs more than reading the
-        samples (its pandas lookups); this is its single-segment path without that step.
-        """
-        import copy
-
+        if not fast_segment_reads():
+            return wfdb.rdrecord(str(self.base), sampfrom=start, sampto=stop, physical=False,
+                                 m2s=True, smooth_frames=True)
         from wfdb.io import _signal
 
-        rec = copy.deepcopy(self.header)
+        rec: Any = copy.deepcopy(self.header)
         rec.sig_len = rec.sig_len or self.n_samples
         channels = list(range(rec.n_sig))
         rec.check_read_inputs(start, stop, channels, False, True, 64)
@@ -295,234 +297,6 @@ def _require_file(header_path: Path, name: str, what: str) -> Path:
     return path
 
 
-def _read_header_text(header_path: Path) -> str:
-    try:
-        raw = header_path.read_bytes()
-    except OSError as exc:
-        raise RecordError(header_path, f"cannot read header: {exc.strerror}") from None
-    if not raw.strip():
-        raise RecordError(header_path, "empty header")
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return raw.decode("latin-1")
-
-
-def _header_lines(text: str) -> list[str]:
-    """The non-comment lines, split as wfdb-python splits them."""
-    return [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
-
-
-def _fields(line: str) -> list[str]:
-    """A header line's fields: wfdb-python separates them by spaces and tabs only."""
-    return [f for f in re.split(r"[ \t]+", line.strip()) if f]
-
-
-def _check_header(header_path: Path, text: str) -> HeaderInfo:
-    """Strict checks with clear messages before wfdb-python sees the header.
-
-    wfdb-python decodes headers as ASCII and drops other characters, so the checks look at the
-    text that way too (a record line with such characters is refused outright).
-    """
-    original = _header_lines(text)
-    odd = [c for c in (original[0] if original else "") if not c.isascii()]
-    if odd:
-        raise RecordError(header_path, f"corrupt header: record line holds {odd[0]!r}")
-    lines = _header_lines(text.encode("ascii", "ignore").decode("ascii"))
-    if not lines:
-        raise RecordError(header_path, "header has no record line")
-    fields = _fields(lines[0])
-    if len(fields) < 2:
-        raise RecordError(header_path, "corrupt header: record line needs a name and signal count")
-    n_sig_text = fields[1].split("/")[0]
-    if not _COUNT.fullmatch(n_sig_text):
-        raise RecordError(header_path, f"corrupt header: signal count {fields[1]!r} is not a number")
-    if len(fields) >= 3:
-        _check_fs(header_path, fields[2])
-    if len(fields) >= 4:
-        length = fields[3]
-        if not _COUNT.fullmatch(length):
-            raise RecordError(header_path, f"corrupt header: length {length!r} is not a number")
-        if int(length) == 0:
-            raise RecordError(header_path, "zero-length record")
-        if int(length) > MAX_SAMPLES:
-            raise RecordError(header_path, f"header declares {length} samples per signal; refusing")
-    name, slash, n_seg = fields[0].partition("/")
-    if slash and not (_COUNT.fullmatch(n_seg) and int(n_seg) > 0):
-        raise RecordError(header_path, f"corrupt header: segment count {n_seg!r} is not a number")
-    n_sig = int(n_sig_text)
-    if n_sig == 0:
-        raise RecordError(header_path, "header declares no signals")
-    info = HeaderInfo(multi_segment=bool(n_seg))
-    if info.multi_segment:
-        declared = int(fields[3]) if len(fields) >= 4 else None
-        _check_segments(header_path, Path(name).stem, int(n_seg), declared, lines[1:])
-        return info
-    if len(lines) - 1 < n_sig:
-        raise RecordError(
-            header_path, f"corrupt header: declares {n_sig} signals but has {len(lines) - 1} lines"
-        )
-    for number, line in enumerate(lines[1 : n_sig + 1], start=1):
-        file_name, gain = _check_signal_line(header_path, number, _fields(line))
-        info.files.append(file_name)
-        info.gains.append(gain)
-    return info
-
-
-def _check_fs(header_path: Path, text: str) -> None:
-    match = _FS.fullmatch(text)
-    fs = float(match["fs"]) if match else math.nan
-    if not 0 < fs <= MAX_FS:
-        problem = f"sampling frequency {text!r} is not a positive number up to {MAX_FS:g} Hz"
-        raise RecordError(header_path, f"corrupt header: {problem}")
-
-
-def _check_segments(
-    header_path: Path, record_name: str, n_seg: int, length: int | None, lines: list[str]
-) -> None:
-    """Segment lines: ``n_seg`` of them, plain names other than the record's own, lengths
-    that add up to the record's."""
-    if len(lines) != n_seg:
-        raise RecordError(
-            header_path, f"corrupt header: declares {n_seg} segments but has {len(lines)} lines"
-        )
-    total = 0
-    for line in lines:
-        parts = _fields(line)
-        if len(parts) < 2 or not _PLAIN_NAME.fullmatch(parts[0]) or not _COUNT.fullmatch(parts[1]):
-            raise RecordError(header_path, f"corrupt header: bad segment line {line.strip()!r}")
-        if parts[0] == record_name:
-            raise RecordError(header_path, f"corrupt header: segment {parts[0]} is the record itself")
-        total += int(parts[1])
-    if length is not None and total != length:
-        raise RecordError(
-            header_path, f"corrupt header: segments hold {total} samples, the record {length}"
-        )
-
-
-def _check_signal_line(header_path: Path, number: int, tokens: list[str]) -> tuple[str, float | None]:
-    """The data file name and ADC gain (None when absent) of one signal line, checked.
-
-    A field that does not parse is an error when the fields after it still look like numbers
-    (or it carries a gain's ``(``/``/``); otherwise it starts the description, as WFDB allows.
-    """
-    where = f"corrupt header: signal line {number}:"
-    if len(tokens) < 2:
-        raise RecordError(header_path, f"{where} needs a file name and a storage format")
-    file_name, storage = tokens[0], tokens[1]
-    if not _PLAIN_NAME.fullmatch(file_name):
-        raise RecordError(header_path, f"{where} data file {file_name!r} is not a plain file name")
-    match = _FORMAT.fullmatch(storage)
-    if match is None:
-        raise RecordError(header_path, f"{where} storage format {storage!r} is not valid")
-    if not _known_format(match["fmt"]):
-        raise RecordError(header_path, f"{where} unknown storage format {match['fmt']}")
-    if match["spf"] is not None and int(match["spf"]) == 0:
-        raise RecordError(header_path, f"{where} zero samples per frame in {storage!r}")
-    gain = None
-    for k, label in enumerate(_SIGNAL_FIELDS):
-        token = tokens[2 + k] if 2 + k < len(tokens) else None
-        if token is None:
-            break
-        pattern = _GAIN if k == 0 else _INTEGER
-        found = pattern.fullmatch(token)
-        if found is None:
-            later = tokens[3 + k : 2 + len(_SIGNAL_FIELDS)]
-            if (k == 0 and any(c in token for c in "(/")) or (later and all(
-                _INTEGER.fullmatch(t) for t in later
-            )):
-                raise RecordError(header_path, f"{where} {label} {token!r} is not a number")
-            break
-        if k == 0 and found["gain"] is not None:
-            gain = float(found["gain"])
-            if not math.isfinite(gain):
-                raise RecordError(header_path, f"{where} ADC gain {token!r} is not finite")
-    return file_name, gain
-
-
-def _known_format(fmt: str) -> bool:
-    from wfdb.io._signal import BYTES_PER_SAMPLE
-
-    return fmt in BYTES_PER_SAMPLE
-
-
-def _bytes_per_sample(fmt: str) -> float | None:
-    """Bytes per sample of a known WFDB storage format; None when compressed (FLAC)."""
-    from wfdb.io._signal import BYTES_PER_SAMPLE
-
-    return float(BYTES_PER_SAMPLE[fmt]) or None
-
-
-class _readable_header:
-    """Context manager giving a record base wfdb-python accepts.
-
-    Most headers are used as they are. A record line that names the data file
-    (``E00271.mat``) or carries a date wfdb-python rejects is rewritten into a temporary copy that
-    links to the original data files.
-    """
-
-    def __init__(self, header_path: Path, text: str, length: int | None = None) -> None:
-        self.header_path, self.text, self.length, self.tmp = header_path, text, length, None
-
-    def __enter__(self) -> Path:
-        base = self.header_path.with_suffix("")
-        fixed = _sanitised_header(self.text, base.name, self.length)
-        if fixed is None:
-            return base
-        self.tmp = tempfile.mkdtemp(prefix="ecgfill-hea-")
-        tmp_dir = Path(self.tmp)
-        (tmp_dir / f"{base.name}.hea").write_text(fixed)
-        for line in fixed.splitlines()[1:]:
-            if line.strip() and not line.lstrip().startswith("#"):
-                data = _fields(line)[0]
-                src = self.header_path.parent / data
-                # Never link outside the temporary folder; bad files are reported later.
-                if not _PLAIN_NAME.fullmatch(data) or file_problem(src) is not None:
-                    continue
-                with contextlib.suppress(FileExistsError):  # signals sharing one file
-                    (tmp_dir / data).symlink_to(src.resolve())
-        return tmp_dir / base.name
-
-    def __exit__(self, *exc: object) -> None:
-        if self.tmp:
-            shutil.rmtree(self.tmp, ignore_errors=True)
-
-
-def _sanitised_header(text: str, name: str, length: int | None = None) -> str | None:
-    """Header text wfdb-python accepts, or None when the original is already fine.
-
-    ``length`` is written into a record line that lacks one (WFDB's default rate 250 Hz kept).
-    """
-    lines = text.encode("ascii", "ignore").decode("ascii").splitlines()  # as wfdb-python reads
-    idx = next(i for i, ln in enumerate(lines) if ln.strip() and not ln.lstrip().startswith("#"))
-    fields = _fields(lines[idx])
-    record_name = fields[0].split("/")[0]
-    changed = False
-    if record_name != name and Path(record_name).stem == name:
-        fields[0] = fields[0].replace(record_name, name, 1)
-        changed = True
-    if len(fields) > 4 and not _wfdb_accepts_time_date(fields[4:]):
-        fields = fields[:4]
-        changed = True
-    if length is not None and len(fields) < 4:
-        fields = [*fields[:2], fields[2] if len(fields) > 2 else "250", str(length)]
-        changed = True
-    if not changed:
-        return None
-    lines[idx] = " ".join(fields)
-    return "\n".join(lines) + "\n"
-
-
-def _wfdb_accepts_time_date(parts: list[str]) -> bool:
-    from wfdb.io import _header
-
-    try:
-        _header._parse_record_line("x 1 1 1 " + " ".join(parts))
-    except Exception:
-        return False
-    return True
-
-
 def _to_record(rec: object, header_path: Path, start: Start = None,
                channel_map: Mapping[str, str] | None = None) -> ECGRecord:
     """Convert a wfdb Record (digital, or physical for multi-segment) into physical units."""
@@ -554,15 +328,28 @@ def _to_record(rec: object, header_path: Path, start: Start = None,
 
 def _exact_adc(fmt: str, gain: float, baseline: int) -> tuple[float, int] | None:
     """(gain, baseline) when a signal's integers can be written back exactly in format 16."""
-    from wfdb.io._signal import BIT_RES
-
-    fits = fmt != "8" and BIT_RES.get(fmt, 32) <= EXACT_BITS  # format 8 stores differences
+    fits = fmt != "8" and BIT_RESOLUTION.get(fmt, 32) <= EXACT_BITS  # format 8: differences
     if fits and math.isfinite(gain) and gain > 0 and abs(baseline) <= MAX_BASELINE:
         return gain, baseline
     return None
 
 
 def _invalid_value(fmt: str) -> int | None:
-    from wfdb.io._signal import INVALID_SAMPLE_VALUE
+    return INVALID_SAMPLE.get(str(fmt))
 
-    return INVALID_SAMPLE_VALUE.get(str(fmt))
+
+@functools.cache
+def fast_segment_reads() -> bool:
+    """Whether this wfdb-python has the internal single-segment reader the fast path calls,
+    with the arguments it passes (see the module docstring)."""
+    import wfdb
+
+    try:
+        from wfdb.io import _signal
+
+        params = inspect.signature(_signal._rd_segment).parameters
+    except (ImportError, AttributeError, TypeError, ValueError):
+        return False
+    return set(_RD_SEGMENT_ARGS) <= set(params) and all(
+        callable(getattr(wfdb.Record, name, None))
+        for name in ("check_read_inputs", "_arrange_fields"))
