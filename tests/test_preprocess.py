@@ -14,10 +14,13 @@ from ecgfill import dsp
 from ecgfill import preprocess as pp
 from ecgfill.cli import app
 from ecgfill.errors import UsageError
-from ecgfill.io import read_record, write_record
+from ecgfill.io import probe_fs, read_record, write_record
 from ecgfill.io.names import ptbxl_ecg_id
 from ecgfill.leads import STANDARD_LEADS
 from ecgfill.preprocess import FoldSplits, PreprocessConfig, SplitCandidate, preprocess
+from ecgfill.preprocess import run as preprocess_run
+from ecgfill.preprocess.dataset import ordered_map, shrink_npy_rows
+from ecgfill.preprocess.splits import SplitRow, hash_split
 from ecgfill.synth import synthesize
 
 EIGHT = ("I", "II", "V1", "V2", "V3", "V4", "V5", "V6")
@@ -221,8 +224,8 @@ def test_csv_matches_by_filename_and_challenge_name(tmp_path: Path) -> None:
         {"ecg_id": 8, "patient_id": 2, "strat_fold": 10, "filename_lr": "records100/00000/00008_lr"},
     ])
     table = pp.SplitTable(folds_csv)
-    assert table.lookup(nested / "00007_lr.hea") == pp.SplitRow("1", 9)
-    assert table.lookup(tmp_path / "data" / "HR00008.hea") == pp.SplitRow("2", 10)
+    assert table.lookup(nested / "00007_lr.hea") == SplitRow("1", 9)
+    assert table.lookup(tmp_path / "data" / "HR00008.hea") == SplitRow("2", 10)
     assert table.lookup(tmp_path / "data" / "A0008.hea") is None
     assert ptbxl_ecg_id("00001_lr") == ptbxl_ecg_id("HR00001") == 1
     assert ptbxl_ecg_id("A0001") is None
@@ -256,8 +259,8 @@ def test_conflicting_folds_send_the_whole_patient_to_the_held_out_split() -> Non
 
 def test_hash_split_is_stable_and_proportional() -> None:
     fractions = FoldSplits().fractions()
-    splits = [pp.hash_split(f"record:{k}", fractions) for k in range(3000)]
-    assert splits == [pp.hash_split(f"record:{k}", fractions) for k in range(3000)]
+    splits = [hash_split(f"record:{k}", fractions) for k in range(3000)]
+    assert splits == [hash_split(f"record:{k}", fractions) for k in range(3000)]
     share = {s: splits.count(s) / len(splits) for s in pp.SPLITS}
     assert abs(share["train"] - 0.8) < 0.03 and abs(share["test"] - 0.1) < 0.02
 
@@ -297,7 +300,7 @@ def test_default_rate_is_the_most_common_input_rate(tmp_path: Path) -> None:
     write_synthetic(src, "c", fs=360, seconds=2.0)
     write_record(synthesize(2.0, 250, seed=4), src / "d", fmt="edf")
     paths = sorted(src.glob("*.hea")) + [src / "d.edf"]
-    assert [pp.probe_fs(p) for p in paths] == [500.0, 500.0, 360.0, 250.0]
+    assert [probe_fs(p) for p in paths] == [500.0, 500.0, 360.0, 250.0]
     summary = preprocess([str(src)], tmp_path / "ds", PreprocessConfig(seconds=2.0))
     assert summary.fs == 500 and summary.n_samples == 1000 and summary.counts["included"] == 4
 
@@ -354,7 +357,7 @@ def test_a_failed_run_leaves_no_partial_dataset(
     def broken(*_: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(pp, "_write_manifest", broken)
+    monkeypatch.setattr(preprocess_run, "write_manifest", broken)
     with pytest.raises(KeyboardInterrupt):
         preprocess([str(mixed_dir)], tmp_path / "ds", PreprocessConfig(fs=100))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["src"]
@@ -367,15 +370,15 @@ def test_shrink_npy_rows(tmp_path: Path) -> None:
     mm[:] = data
     mm.flush()
     del mm
-    pp.shrink_npy_rows(path, 3)
+    shrink_npy_rows(path, 3)
     assert np.array_equal(np.load(path), data[:3])
-    pp.shrink_npy_rows(path, 0)
+    shrink_npy_rows(path, 0)
     assert np.load(path).shape == (0, 2, 3)
 
 
 def test_ordered_map_keeps_order_across_workers() -> None:
     items = list(range(-60, 60))
-    assert list(pp.ordered_map(abs, items, workers=2, chunk=7)) == [abs(i) for i in items]
+    assert list(ordered_map(abs, items, workers=2, chunk=7)) == [abs(i) for i in items]
 
 
 def test_config_rejects_bad_options() -> None:
