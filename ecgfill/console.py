@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any
 
 from rich.console import Console
-
-T = TypeVar("T")
 
 # Exit codes shared by every command.
 EXIT_OK = 0
@@ -67,11 +65,3 @@ def progress(
     with Progress(*columns, console=stderr, transient=transient) as bar:
         task = bar.add_task(description, total=total, **dict.fromkeys(fields, "-"))
         yield lambda n=1, **values: bar.update(task, advance=n, **values)
-
-
-def track(items: Iterable[T], description: str, total: int | None = None) -> Iterator[T]:
-    """Iterate with a progress bar on a terminal."""
-    with progress(description, total) as advance:
-        for item in items:
-            yield item
-            advance()

@@ -49,8 +49,8 @@ LINEAR_LEAD_SETS = (("I", "II", "V4"), ("II", "V1", "V5"), ("I",))
 def linear_registry(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A model directory with small linear models (100 Hz) for a few lead sets, trained on
     synthetic records; point ``ECGFILL_MODELS`` at it to use ``--model auto``."""
-    from ecgfill.train.data import write_synthetic_dataset
     from ecgfill.train import TrainOptions, export_model, train
+    from ecgfill.train.data import write_synthetic_dataset
 
     root = tmp_path_factory.mktemp("linear-registry")
     dataset = write_synthetic_dataset(root / "ds", 40, 4.0, 100.0, seed=3)

@@ -28,6 +28,7 @@ from ecgfill.evaluate.diagnostic import (
 )
 from ecgfill.evaluate.run import EvaluateOptions, evaluate_models
 from ecgfill.io.names import ptbxl_ecg_id
+from ecgfill.leads import STANDARD_LEADS
 from ecgfill.models.classifier import (
     DEFAULT_CLASSIFIER,
     SUPERCLASSES,
@@ -37,7 +38,6 @@ from ecgfill.models.classifier import (
     load_classifier,
     load_superclass_labels,
 )
-from ecgfill.leads import STANDARD_LEADS
 from ecgfill.record import ECGRecord
 from ecgfill.train.classifier import ClassifierTrainOptions, train_classifier
 

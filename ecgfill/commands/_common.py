@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 import typer
 
 from ecgfill.console import EXIT_FAILED, EXIT_USAGE, error
+from ecgfill.errors import EcgfillError, UsageError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -18,8 +19,6 @@ def handle_errors(func: F) -> F:
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from ecgfill.errors import EcgfillError, UsageError
-
         try:
             return func(*args, **kwargs)
         except UsageError as exc:
@@ -33,8 +32,3 @@ def handle_errors(func: F) -> F:
             raise typer.Exit(getattr(exc, "exit_code", 130)) from None
 
     return wrapper  # type: ignore[return-value]
-
-
-def not_available(name: str, issue: int) -> None:
-    error(f"'ecgfill {name}' is not available yet (tracked in issue #{issue})")
-    raise typer.Exit(EXIT_FAILED)
