@@ -7,7 +7,8 @@ files (:mod:`ecgfill.train.export`).
 
 from ecgfill.train.anyset import AnySetTrainer
 from ecgfill.train.export import export_model
-from ecgfill.train.loop import Trainer, TrainOptions, TrainResult
+from ecgfill.train.loop import Trainer
+from ecgfill.train.options import TrainOptions, TrainResult
 
 
 def train(options: TrainOptions) -> TrainResult:

@@ -20,8 +20,10 @@ from typing import Any
 
 import numpy as np
 
+from ecgfill import __version__
 from ecgfill.errors import EcgfillError
 from ecgfill.leads import LEAD_INDEX, STANDARD_LEADS
+from ecgfill.synth import synthesize_batch
 from ecgfill.train.augment import (
     AugmentConfig,
     add_baseline_wander,
@@ -219,9 +221,6 @@ def write_synthetic_dataset(
     """A dataset directory in ``preprocess`` layout from :func:`ecgfill.synth.synthesize_batch`
     (train/val/test fractions ``splits[0]``, ``splits[1]``, rest), for demos and tests. Every
     fifth record is shortened to three quarters of its length to exercise ``n_valid``."""
-    from ecgfill import __version__
-    from ecgfill.synth import synthesize_batch
-
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     signals = synthesize_batch(n_records, seconds, fs, seed)

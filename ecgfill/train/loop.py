@@ -13,117 +13,41 @@ torch, and the model modules that import it at module level (:mod:`ecgfill.model
 
 from __future__ import annotations
 
-import datetime
 import json
 import math
 import os
-import shlex
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ecgfill import __version__
 from ecgfill.console import info, progress, progress_enabled
 from ecgfill.errors import EcgfillError, UsageError
-from ecgfill.leads import CHEST_LEADS, LeadPlan
+from ecgfill.leads import CHEST_LEADS
 from ecgfill.models.base import (
     ARCHES,
-    CARD_FORMAT,
-    CARD_FORMAT_VERSION,
     CHECKPOINT_FORMAT,
-    PTBXL_ATTRIBUTION,
     check_card_matches,
-    config_to_dict,
-    count_parameters,
-    flops_per_second,
     load_checkpoint,
     make_config,
     save_checkpoint,
 )
 from ecgfill.models.family import family
-from ecgfill.models.network_leads import check_input_leads, network_input_leads, output_leads_for
-from ecgfill.train.augment import DEFAULT_AUGMENT, parse_augment
+from ecgfill.models.network_leads import check_input_leads, output_leads_for
+from ecgfill.train.augment import parse_augment
 from ecgfill.train.data import BatchSpec, Dataset, default_window, full_batches, open_dataset
 from ecgfill.train.data import train_batch as make_train_batch
 from ecgfill.train.export import export_model
+from ecgfill.train.options import TrainOptions, TrainResult
+from ecgfill.train.runcard import make_card
 
 PCT_START = 0.3  # one-cycle: fraction of the run spent warming up
 DIV_START, DIV_FINAL = 25.0, 1e4
 MIN_DELTA = 1e-4  # smallest validation-r gain that counts as an improvement
-
-
-@dataclass
-class TrainOptions:
-    """Everything ``ecgfill train`` accepts; also the record of how a run was made."""
-
-    dataset_dir: Path
-    run_dir: Path
-    arch: str
-    input_leads: tuple[str, ...]
-    epochs: int = 30
-    batch_size: int = 32
-    lr: float = 3e-3
-    weight_decay: float = 1e-2
-    max_minutes: float | None = None
-    resume: bool = False
-    seed: int = 0
-    device: str = "cpu"
-    export_onnx: bool = False
-    name: str | None = None
-    window_seconds: float | None = None
-    augment: str = DEFAULT_AUGMENT
-    train_limit: int | None = None
-    val_limit: int | None = None
-    patience: int = 8
-    grad_clip: float = 1.0
-    threads: int | None = None
-    model_options: dict[str, str] = field(default_factory=dict)
-
-    def model_name(self) -> str:
-        return self.name or f"{self.arch}-{'-'.join(self.input_leads)}".lower()
-
-    def command_line(self) -> str:
-        """The ``ecgfill train`` invocation that reproduces this run."""
-        defaults = TrainOptions(self.dataset_dir, self.run_dir, self.arch, self.input_leads)
-        parts = ["ecgfill", "train", str(self.dataset_dir), str(self.run_dir),
-                 "--arch", self.arch, "--input-leads", ",".join(self.input_leads)]
-        flags = ("epochs", "batch_size", "lr", "weight_decay", "max_minutes", "seed", "device",
-                 "name", "window_seconds", "augment", "train_limit", "val_limit", "patience",
-                 "threads")
-        for key in flags:
-            value = getattr(self, key)
-            if value != getattr(defaults, key):
-                parts += [f"--{key.replace('_', '-')}", str(value)]
-        for key, value in sorted(self.model_options.items()):
-            parts += ["--set", f"{key}={value}"]
-        if self.export_onnx:
-            parts.append("--export-onnx")
-        return shlex.join(parts)
-
-    def to_json(self) -> dict[str, Any]:
-        out = asdict(self)
-        out.update(dataset_dir=str(self.dataset_dir), run_dir=str(self.run_dir),
-                   input_leads=list(self.input_leads))
-        return out
-
-
-@dataclass
-class TrainResult:
-    run_dir: Path
-    best: dict[str, Any]
-    epochs: int
-    stop_reason: str
-    exported: list[str] = field(default_factory=list)
-    main: bool = True  # False on the non-zero ranks of a torchrun job
-
-    def to_json(self) -> dict[str, Any]:
-        return {"run_dir": str(self.run_dir), "best": self.best, "epochs": self.epochs,
-                "stop_reason": self.stop_reason, "exported": self.exported}
 
 
 # --------------------------------------------------------------------------------------------
@@ -260,105 +184,6 @@ def _fmt(value: float | None) -> str:
 def _finite(value: float) -> float | None:
     """A JSON-safe metric: rounded, None for NaN."""
     return round(float(value), 6) if np.isfinite(value) else None
-
-
-# --------------------------------------------------------------------------------------------
-# Cards
-
-
-# (substring of a manifest source, database, attribution), first match wins.
-KNOWN_DATABASES: tuple[tuple[str, str, str], ...] = (
-    ("ptb-xl", "PTB-XL", PTBXL_ATTRIBUTION),
-    ("ptbxl", "PTB-XL", PTBXL_ATTRIBUTION),
-    ("cpsc2018", "CPSC 2018", "CPSC 2018, CC-BY-4.0, Liu et al. 2018"),
-    ("georgia", "Georgia 12-lead", "Georgia 12-lead ECG Challenge database, CC-BY-4.0, "
-                                   "Perez Alday et al. 2020"),
-    ("chapman", "Chapman-Shaoxing", "Chapman-Shaoxing, CC-BY-4.0, Zheng et al. 2020"),
-    ("ningbo", "Ningbo", "Ningbo, CC-BY-4.0, Zheng et al. 2020"),
-    ("ptbdb", "PTB Diagnostic", "PTB Diagnostic ECG Database, ODC-By 1.0, Bousseljot et al. "
-                                "1995"),
-    ("synth", "synthetic", "synthetic records from ecgfill.synth"),
-)
-
-
-def summarise_sources(sources: dict[str, int]) -> tuple[dict[str, int], list[str]]:
-    """Records per known database (others as "other") and the matching attribution lines."""
-    counts: dict[str, int] = {}
-    attribution: list[str] = []
-    for source, n in sources.items():
-        key = source.lower().replace("_", "-")
-        match = next((m for m in KNOWN_DATABASES if m[0] in key), None)
-        label = match[1] if match else "other"
-        counts[label] = counts.get(label, 0) + n
-        line = match[2] if match else "other sources (see their licences)"
-        if line not in attribution:
-            attribution.append(line)
-    return dict(sorted(counts.items())), attribution
-
-
-def make_card(options: TrainOptions, ds: Dataset, net: Any, config: Any, window: int,
-              augment: str, flops: float | None = None) -> dict[str, Any]:
-    """The model card of a run (validation and training summary are filled in later).
-    ``flops`` (per second of signal) is counted on ``net`` unless given."""
-    from ecgfill.models.unet import reference_flops_per_second, reference_parameters
-
-    inputs, outputs = options.input_leads, output_leads_for(options.input_leads)
-    if flops is None:
-        flops = flops_per_second(net, len(inputs), ds.fs, window)
-    reference = reference_flops_per_second(ds.fs, len(inputs), len(outputs), window)
-    sources, attribution = summarise_sources(ds.sources("train"))
-    limitations = [
-        f"Inputs must be {', '.join(inputs)} in mV at {ds.fs:g} Hz (resample other rates first);"
-        f" predicts {', '.join(outputs)}; the other limb leads follow by lead algebra.",
-        f"Trained on {sum(sources.values())} records from {', '.join(sorted(sources))}; "
-        "accuracy on other populations, devices, pacing or heavy noise is not validated.",
-        "Not a medical device: reconstructed leads are estimates and do not replace a "
-        "recorded 12-lead ECG for diagnosis.",
-    ]
-    if net.latent_channels:
-        limitations.append("The spread over latent samples shows the model's variability; it "
-                           "is not a calibrated confidence interval.")
-    return {
-        "format": CARD_FORMAT,
-        "format_version": CARD_FORMAT_VERSION,
-        "name": options.model_name(),
-        "version": datetime.date.today().strftime("%Y.%m.%d"),
-        "ecgfill_version": __version__,
-        "arch": options.arch,
-        "input_leads": list(inputs),
-        "network_input_leads": list(network_input_leads(inputs)),
-        "lead_plan": LeadPlan.of(inputs).to_dict() if "any" not in inputs else None,
-        "output_leads": list(outputs),
-        "fs": ds.fs,
-        "window": window,
-        "window_seconds": window / ds.fs,
-        "multiple": net.multiple,
-        "latent_channels": net.latent_channels,
-        "input_filters": ds.meta.get("filters"),
-        "config": config_to_dict(config),
-        "normalization": {"split": "train", "leads": list(ds.stats["leads"]),
-                          "mean": list(ds.stats["mean"]), "std": list(ds.stats["std"])},
-        "parameters": count_parameters(net),
-        "flops_per_second": round(flops),
-        "reference_unet": {"parameters": reference_parameters(len(inputs), len(outputs)),
-                           "flops_per_second": round(reference),
-                           "flops_ratio": round(flops / reference, 5)},
-        "validation": None,
-        "training": {
-            "command": options.command_line(),
-            "dataset": {"path": str(ds.path), "fingerprint": ds.fingerprint(),
-                        "sources": sources, "counts": ds.meta.get("counts")},
-            "augment": augment,
-            "seed": options.seed,
-            "optimizer": {"name": "AdamW", "lr": options.lr, "weight_decay": options.weight_decay,
-                          "schedule": "one-cycle (cosine) over max(step, time) fraction",
-                          "batch_size": options.batch_size, "grad_clip": options.grad_clip,
-                          "max_epochs": options.epochs, "patience": options.patience,
-                          "max_minutes": options.max_minutes},
-        },
-        "data_attribution": attribution,
-        "limitations": limitations,
-    }
 
 
 # --------------------------------------------------------------------------------------------
