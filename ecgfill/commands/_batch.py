@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from ecgfill.errors import UsageError
+from ecgfill.errors import EcgfillError, UsageError
 
 # Parameters shared by the commands that turn input records into output records.
 Inputs = Annotated[
@@ -68,10 +69,6 @@ def _check_not_an_input_dir(items: list[Any], output_dir: Path) -> None:
 
 
 def _check_output_dir(output_dir: Path) -> None:
-    import os
-
-    from ecgfill.errors import EcgfillError
-
     if output_dir.exists() and not output_dir.is_dir():
         raise UsageError(f"{output_dir}: output path exists and is not a directory")
     try:

@@ -6,7 +6,9 @@ from typing import Annotated
 
 import typer
 
+from ecgfill import console
 from ecgfill.commands._common import handle_errors
+from ecgfill.errors import RecordError
 
 NAME = "info"
 HELP = (
@@ -22,9 +24,7 @@ def command(
     json_output: Annotated[bool, typer.Option(
         "--json", help="One JSON object per record on stdout.")] = False,
 ) -> None:
-    from ecgfill import console
     from ecgfill.api import describe_record
-    from ecgfill.errors import RecordError
     from ecgfill.io.discover import find_records
 
     failed = 0

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from ecgfill import console
 from ecgfill.commands._batch import JsonOutput
 from ecgfill.commands._common import handle_errors
+from ecgfill.errors import EcgfillError
 
 NAME = "models"
 HELP = (
@@ -18,7 +20,6 @@ MAX_SETS_SHOWN = 4
 def command(json_output: JsonOutput = False) -> None:
     from rich.table import Table
 
-    from ecgfill import console
     from ecgfill.api import list_models
 
     models = list_models()
@@ -39,6 +40,4 @@ def command(json_output: JsonOutput = False) -> None:
                       {True: "ok", False: "MISMATCH", None: "-"}[m["sha256_ok"]])  # type: ignore[index]
     console.stderr.print(table)
     if any(m["sha256_ok"] is False for m in models):
-        from ecgfill.errors import EcgfillError
-
         raise EcgfillError("a model's weight files do not match their SHA-256 (see table)")

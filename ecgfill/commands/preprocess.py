@@ -6,7 +6,9 @@ from pathlib import Path
 
 import typer
 
+from ecgfill import console
 from ecgfill.commands._common import handle_errors
+from ecgfill.errors import UsageError
 
 NAME = "preprocess"
 HELP = (
@@ -45,8 +47,6 @@ def command(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing dataset."),
     json_output: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
 ) -> None:
-    from ecgfill import console
-    from ecgfill.errors import UsageError
     from ecgfill.preprocess import FoldSplits, PreprocessConfig, parse_folds, preprocess
 
     if len(paths) < 2:

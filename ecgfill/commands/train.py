@@ -7,6 +7,8 @@ from pathlib import Path
 import typer
 
 from ecgfill.commands._common import handle_errors
+from ecgfill.console import emit_json, info
+from ecgfill.errors import UsageError
 
 NAME = "train"
 HELP = (
@@ -61,8 +63,6 @@ def command(
     ),
     json_output: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
 ) -> None:
-    from ecgfill.console import emit_json, info
-    from ecgfill.errors import UsageError
     from ecgfill.io.names import parse_lead_list
     from ecgfill.train import TrainOptions, train
 
