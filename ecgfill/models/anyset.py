@@ -47,6 +47,9 @@ class AnySetConfig:
     convs_per_level: int = 2
     lag_seconds: float = 0.25  # half-width of the linear path
     ridge: float = 1e-3  # relative to the mean diagonal of the lagged covariance
+    # GroupNorm: every batch shares one lead layout, so BatchNorm's batch statistics would
+    # remove the layout mask in training but not at inference (validation r fell as it trained)
+    norm: str = "group"
 
     def __post_init__(self) -> None:
         if self.core not in ("unet", "none"):
@@ -68,7 +71,7 @@ def _core(config: AnySetConfig, n_inputs: int, n_outputs: int) -> Any:
     from ecgfill.models.unet import UNet1d, UNetConfig
 
     unet = UNetConfig(channels=config.channels, kernel_size=config.kernel_size,
-                      convs_per_level=config.convs_per_level)
+                      convs_per_level=config.convs_per_level, norm=config.norm)
     return UNet1d(unet, 2 * n_inputs, n_outputs)
 
 

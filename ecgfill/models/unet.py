@@ -37,8 +37,11 @@ class UNetConfig:
     lag_seconds: float = 0.1  # half-width of the linear skip path
     ridge_init: bool = True  # start the linear skip path at the ridge solution
     ridge: float = 1e-3
+    norm: str = "batch"  # or "group"
 
     def __post_init__(self) -> None:
+        if self.norm not in ("batch", "group"):
+            raise ValueError("norm must be batch or group")
         if not self.channels or min(self.channels) < 1:
             raise ValueError("channels must be a non-empty list of positive sizes")
         if self.kernel_size < 1 or self.kernel_size % 2 == 0:
@@ -62,12 +65,24 @@ FAMILY = ModelFamily(
 )
 
 
-def conv_block(c_in: int, c_out: int, kernel: int, n_convs: int) -> nn.Sequential:
+NORM_GROUPS = 8
+
+
+def norm_layer(kind: str, channels: int) -> nn.Module:
+    """BatchNorm, or GroupNorm (per record: the same in training and inference whatever a batch
+    mixes, which a network conditioned on a per-batch lead mask needs)."""
+    if kind == "group":
+        return nn.GroupNorm(min(NORM_GROUPS, channels), channels)
+    return nn.BatchNorm1d(channels)
+
+
+def conv_block(c_in: int, c_out: int, kernel: int, n_convs: int,
+               norm: str = "batch") -> nn.Sequential:
     layers: list[nn.Module] = []
     for i in range(n_convs):
         layers += [
             nn.Conv1d(c_in if i == 0 else c_out, c_out, kernel, padding=kernel // 2, bias=False),
-            nn.BatchNorm1d(c_out),
+            norm_layer(norm, c_out),
             nn.ReLU(inplace=True),
         ]
     return nn.Sequential(*layers)
@@ -83,13 +98,15 @@ class UNet1d(nn.Module):
         super().__init__()
         ch, k, n = config.channels, config.kernel_size, config.convs_per_level
         self.encoders = nn.ModuleList(
-            conv_block(n_inputs if i == 0 else ch[i - 1], ch[i], k, n) for i in range(len(ch))
+            conv_block(n_inputs if i == 0 else ch[i - 1], ch[i], k, n, config.norm)
+            for i in range(len(ch))
         )
         self.pool = nn.MaxPool1d(2)
         self.ups = nn.ModuleList(
             nn.ConvTranspose1d(ch[i + 1], ch[i], 2, stride=2) for i in range(len(ch) - 1)
         )
-        self.decoders = nn.ModuleList(conv_block(2 * ch[i], ch[i], k, n) for i in range(len(ch) - 1))
+        self.decoders = nn.ModuleList(conv_block(2 * ch[i], ch[i], k, n, config.norm)
+                                      for i in range(len(ch) - 1))
         if config.per_lead_heads:
             hidden = config.head_channels * n_outputs
             self.head = nn.Sequential(
