@@ -21,6 +21,7 @@ from ecgfill.models.choice import Choice
 from ecgfill.record import ECGRecord
 
 if TYPE_CHECKING:
+    from ecgfill.calibrate import Calibration
     from ecgfill.models import ReconstructionModel
 
 CHUNK_SECONDS = 300.0  # records longer than one chunk are streamed
@@ -45,6 +46,8 @@ class ReconstructSettings:
     force: bool = False
     uncertainty_samples: int = 0
     channel_map: tuple[tuple[str, str], ...] = ()  # device channel -> standard lead
+    calibrate_with: str | None = None  # a 12-lead of the same patient (ecgfill.calibrate)
+    calibration_map: tuple[tuple[str, str], ...] = ()  # (input, reference) pairs
 
 
 _MODEL_CACHE: dict[tuple[str, str, str, int | None], Any] = {}
@@ -283,7 +286,8 @@ def _fit_length(y: np.ndarray, n: int) -> np.ndarray:
 
 
 def reconstruct_record(
-    record: ECGRecord, model: ReconstructionModel | None, samples: int = 0
+    record: ECGRecord, model: ReconstructionModel | None, samples: int = 0,
+    calibration: Calibration | None = None,
 ) -> tuple[ECGRecord, np.ndarray | None]:
     """A complete 12-lead record: measured leads untouched, missing independent leads predicted by
     ``model`` (None when all 8 are measured), limb leads derived exactly. Also returns the
@@ -295,6 +299,7 @@ def reconstruct_record(
     and wherever a measured lead the predictions are corrected to (:meth:`LeadPlan.complete`)
     is NaN. Gaps up to :func:`short_gap_samples` (50 ms) are the exception: they are
     interpolated in the model's input, as in its training data, and predicted across.
+    ``calibration`` (:mod:`ecgfill.calibrate`) corrects the predictions for the patient.
     """
     plan = LeadPlan.of(record.leads)
     predicted: dict[str, np.ndarray] = {}
@@ -303,6 +308,8 @@ def reconstruct_record(
         raw = model_inputs(record, tuple(model.input_leads), fill=False)
         x, blank = bridge_gaps(raw, short_gap_samples(record.fs))
         y, spread = predict_at_record_rate(model, x, record.fs, samples, blank)
+        if calibration is not None:
+            y = calibration.correct(x, y)
         invalid = gap_reach(model, blank, record.fs) | _uncorrectable(record, plan)
         if invalid.any():
             y[:, invalid] = np.nan
@@ -440,6 +447,7 @@ def reconstruct_job(settings: ReconstructSettings, job: Job) -> Outcome:
     import time
 
     from ecgfill.api import require_usable
+    from ecgfill.calibrate import job_calibration
     from ecgfill.io import open_record, open_writer
     from ecgfill.preprocess import MAX_GAP_MS
     from ecgfill.quality import QualityScan, quality_warnings
@@ -453,6 +461,7 @@ def reconstruct_job(settings: ReconstructSettings, job: Job) -> Outcome:
         require_usable(first, dead_ok=True)
         plan = plan_record(first, settings, dead_leads(reader, windows, first))
         model, view, notes = plan.model, plan.view, plan.notes
+        calibration = job_calibration(settings, str(job.item.path), model, first, notes)
         samples = settings.uncertainty_samples if model is not None else 0
         if samples > 1 and not model.stochastic:
             notes.append(f"model {model.name} is deterministic: no spread written "
@@ -471,9 +480,11 @@ def reconstruct_job(settings: ReconstructSettings, job: Job) -> Outcome:
                     rec = rec.select(list(view))
                 if plan.unused:
                     rec.comments.append(f"unused channels: {', '.join(plan.unused)}")
+                if calibration is not None:
+                    rec.comments.append(calibration.comment())
                 spread = None
                 if not plan.copy_through:
-                    rec, spread = reconstruct_record(rec, model, samples)
+                    rec, spread = reconstruct_record(rec, model, samples, calibration)
                 piece = _slice(rec, keep)
                 predicted = [i for i, o in enumerate(rec.origins) if o != "measured"]
                 piece.signal = seams.blend("signal", piece.signal, rec.signal, predicted, keep_hi - lo)
@@ -509,6 +520,7 @@ def reconstruct_job(settings: ReconstructSettings, job: Job) -> Outcome:
             "fs": fs,
             "n_samples": n,
             "seconds": round(time.perf_counter() - t0, 4),
+            "calibration": calibration.summary() if calibration is not None else None,
         },
         warnings=list(dict.fromkeys(warnings + notes)),
     )

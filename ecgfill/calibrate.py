@@ -1,0 +1,432 @@
+"""Personal calibration: correct a model's output with a prior 12-lead of the same patient.
+
+A patient's standard 12-lead (the *reference*) carries their own lead geometry, which a
+population model can only guess. The reference is masked to the model's input leads and
+reconstructed; for every learned lead a linear correction of the model's output is fitted on it:
+
+    corrected_j(t) = prediction_j(t) + sum_f w_jf * feature_f(t)
+
+where the features are the model's prediction of lead j and the (input-filtered) input leads,
+each read at a few small lags (0, ±10, ±20 ms). Features are scaled to unit RMS and the weights
+are a ridge fit shrunk toward "no correction" (w = 0) by :data:`STRENGTH`, chosen on the
+training folds (``scripts/calibration_tune.py``). The correction is linear and time-invariant,
+so it applies chunk by chunk to records of any length.
+
+Two guards fall back to the uncalibrated output, each said in the output:
+
+* per lead, when the correction does not generalise within the reference itself: it is fitted
+  on one half of the reference and scored on the other (both ways); a lead whose held-out
+  Pearson r does not gain at least :data:`MIN_HELD_OUT_GAIN` is left uncalibrated;
+* per record, when the record's input-lead beat template (median beat) correlates with the
+  reference's below :data:`MIN_SIMILARITY`: the reference looks like another patient or
+  another electrode layout.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ecgfill.errors import RecordError
+from ecgfill.leads import LIMB_LEADS
+from ecgfill.record import ECGRecord
+
+LAG_STEPS = (-2, -1, 0, 1, 2)  # feature lags, in steps of LAG_STEP_SECONDS
+LAG_STEP_SECONDS = 0.01
+# Chosen on PTB-XL folds 1-8 (patients with >= 2 records), scripts/calibration_tune.py.
+STRENGTH = 0.1
+MIN_HELD_OUT_GAIN = 0.0
+MIN_SIMILARITY = 0.7
+MIN_REFERENCE_SECONDS = 5.0
+MAX_REFERENCE_SECONDS = 120.0  # a longer reference is fitted on its first two minutes
+TEMPLATE_WINDOW_S = (-0.25, 0.45)  # median beat around each detected QRS
+TEMPLATE_MAX_SHIFT_S = 0.04
+MIN_BEATS = 3
+
+
+@dataclass(frozen=True)
+class Guard:
+    """The guard's thresholds and the ridge strength (defaults: chosen on training folds)."""
+
+    strength: float = STRENGTH
+    min_held_out_gain: float = MIN_HELD_OUT_GAIN
+    min_similarity: float = MIN_SIMILARITY
+
+
+# --------------------------------------------------------------------------------------------
+# The fit
+
+
+def lags(fs: float) -> tuple[int, ...]:
+    """Feature lags in samples at ``fs`` (distinct, ascending)."""
+    return tuple(sorted({int(round(k * LAG_STEP_SECONDS * fs)) for k in LAG_STEPS}))
+
+
+def _shifted(x: np.ndarray, lag: int) -> np.ndarray:
+    """``x[..., t - lag]`` with the edge sample repeated."""
+    idx = np.clip(np.arange(x.shape[-1]) - lag, 0, x.shape[-1] - 1)
+    return x[..., idx]
+
+
+def design(inputs: np.ndarray, own: np.ndarray, lag_set: tuple[int, ...]) -> np.ndarray:
+    """``[features, T]``: the prediction ``own`` ``[T]`` (or ``[k, T]``: the lead's own first)
+    and each input ``[n_in, T]`` at each lag."""
+    own = own[None] if own.ndim == 1 else own
+    rows = np.concatenate([own, inputs]).astype(np.float64)
+    return np.concatenate([_shifted(rows, lag) for lag in lag_set])
+
+
+def ridge(x: np.ndarray, target: np.ndarray, strength: float) -> np.ndarray:
+    """Weights ``[features]`` of the ridge fit of ``target`` ``[T]`` on ``x`` ``[F, T]``, with the
+    features scaled to unit RMS and the penalty ``strength`` in those units (0: least squares)."""
+    scale = np.sqrt(np.mean(x * x, axis=1)) + 1e-9
+    xs = x / scale[:, None]
+    gram = xs @ xs.T / x.shape[1]
+    rhs = xs @ target / x.shape[1]
+    w = np.linalg.solve(gram + (strength + 1e-9) * np.eye(len(scale)), rhs)
+    return w / scale
+
+
+def pearson(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = a - a.mean(), b - b.mean()
+    den = np.sqrt((a * a).sum() * (b * b).sum())
+    return float((a * b).sum() / den) if den > 0 else float("nan")
+
+
+def held_out_gain(x: np.ndarray, own: np.ndarray, truth: np.ndarray, strength: float) -> float:
+    """Mean gain in Pearson r of the corrected over the uncorrected prediction on each half of
+    the reference when the correction is fitted on the other half."""
+    half = truth.size // 2
+    gains = []
+    for fit, test in ((slice(0, half), slice(half, None)), (slice(half, None), slice(0, half))):
+        w = ridge(x[:, fit], truth[fit] - own[fit], strength)
+        corrected = own[test] + w @ x[:, test]
+        gains.append(pearson(corrected, truth[test]) - pearson(own[test], truth[test]))
+    return float(np.mean(gains))
+
+
+@dataclass
+class Calibration:
+    """A fitted personal calibration for one model at one rate.
+
+    ``weights`` holds the correction of each calibrated lead (a learned lead absent from it
+    is left as the model predicts it, for the reason in ``fallback``); ``template`` is the
+    reference's input-lead median beat, for :meth:`for_record`'s similarity guard."""
+
+    reference: str
+    model: str
+    fs: float
+    input_leads: tuple[str, ...]
+    output_leads: tuple[str, ...]
+    guard: Guard
+    weights: dict[str, np.ndarray] = field(default_factory=dict)
+    held_out_gain: dict[str, float] = field(default_factory=dict)
+    fallback: dict[str, str] = field(default_factory=dict)
+    template: np.ndarray | None = None
+    similarity: float | None = None
+    notes: list[str] = field(default_factory=list)
+    filters: dict[str, Any] | None = None  # the model's input filters, applied by correct()
+
+    @property
+    def active(self) -> bool:
+        return bool(self.weights)
+
+    def apply(self, inputs: np.ndarray, prediction: np.ndarray) -> np.ndarray:
+        """The corrected ``prediction`` ``[len(output_leads), T]`` from the input-filtered
+        model ``inputs`` ``[len(input_leads), T]`` at :attr:`fs` (NaN stays NaN)."""
+        out = np.array(prediction, dtype=np.float32)
+        if not self.weights:
+            return out
+        lag_set = lags(self.fs)
+        finite_inputs = np.nan_to_num(np.asarray(inputs, dtype=np.float64))
+        for k, name in enumerate(self.output_leads):
+            w = self.weights.get(name)
+            if w is None:
+                continue
+            own = np.asarray(prediction[k], dtype=np.float64)
+            x = design(finite_inputs, np.nan_to_num(own), lag_set)
+            out[k] = (own + w @ x).astype(np.float32)
+        return out
+
+    def correct(self, inputs: np.ndarray, prediction: np.ndarray) -> np.ndarray:
+        """:meth:`apply` to the model's raw ``inputs`` (gaps bridged), filtered here as the
+        model's inputs are."""
+        from ecgfill.dsp import apply_filters
+
+        if not self.weights:
+            return np.asarray(prediction, dtype=np.float32)
+        return self.apply(apply_filters(inputs, self.fs, self.filters), prediction)
+
+    def for_record(self, inputs: np.ndarray, similarity: float | None = None) -> Calibration:
+        """This calibration checked against a record's input-filtered model ``inputs``: when its
+        beat template is unlike the reference's (another patient or electrode layout), a copy
+        that corrects nothing, every lead falling back with the reason. ``similarity``: the
+        template similarity when already known."""
+        if not self.weights:
+            return self
+        if similarity is None:
+            similarity = template_similarity(self.template, beat_template(inputs, self.fs),
+                                             self.fs)
+        if similarity is not None and similarity >= self.guard.min_similarity:
+            return replace(self, similarity=similarity)
+        why = ("no beats found to compare the record with the reference" if similarity is None
+               else f"record's beats unlike the reference's (r {similarity:.2f} < "
+                    f"{self.guard.min_similarity:g}): another patient or electrode layout?")
+        return replace(self, weights={}, similarity=similarity,
+                       fallback={**self.fallback, **dict.fromkeys(self.weights, why)})
+
+    def summary(self) -> dict[str, Any]:
+        """What the JSON says: reference, strength, calibrated leads, fallbacks and why."""
+        return {
+            "reference": self.reference,
+            "model": self.model,
+            "strength": self.strength,
+            "leads_calibrated": [n for n in self.output_leads if n in self.weights],
+            "fell_back": bool(self.fallback),
+            "fallback": dict(self.fallback),
+            "held_out_gain": {k: round(v, 4) for k, v in self.held_out_gain.items()},
+            "similarity": None if self.similarity is None else round(self.similarity, 4),
+        }
+
+    @property
+    def strength(self) -> float:
+        return self.guard.strength
+
+    def comment(self) -> str:
+        """One header comment line saying how the record was calibrated."""
+        done = [n for n in self.output_leads if n in self.weights]
+        text = (f"personal calibration: reference {self.reference}, ridge strength "
+                f"{self.strength:g}, leads calibrated: {','.join(done) or 'none'}")
+        if self.fallback:
+            text += f"; guard fell back for {','.join(self.fallback)} ({next(iter(self.fallback.values()))})"
+        return text
+
+    def warnings(self) -> list[str]:
+        """One warning per distinct fallback reason (never a silent fallback)."""
+        reasons: dict[str, list[str]] = {}
+        for lead, why in self.fallback.items():
+            reasons.setdefault(why, []).append(lead)
+        return [f"calibration not applied to {','.join(leads)}: {why}"
+                for why, leads in reasons.items()]
+
+
+def fit(reference: str, model: str, fs: float, inputs: np.ndarray, prediction: np.ndarray,
+        truth: Mapping[str, np.ndarray], input_leads: tuple[str, ...],
+        output_leads: tuple[str, ...], guard: Guard = Guard()) -> Calibration:
+    """A calibration from a reference already masked and reconstructed: its input-filtered model
+    ``inputs`` ``[n_in, T]``, the model's ``prediction`` ``[len(output_leads), T]`` and the
+    reference's true (input-filtered) leads ``truth`` (lead -> ``[T]``; a learned lead absent
+    there is not calibrated). Samples where anything is non-finite are left out of the fit."""
+    cal = Calibration(reference, model, fs, tuple(input_leads), tuple(output_leads), guard)
+    lag_set = lags(fs)
+    edge = max(abs(v) for v in lag_set)
+    inputs = np.asarray(inputs, dtype=np.float64)
+    ok_inputs = np.isfinite(inputs).all(axis=0)
+    cal.template = beat_template(inputs, fs)
+    for k, name in enumerate(output_leads):
+        if name not in truth:
+            cal.fallback[name] = "the reference lacks this lead"
+            continue
+        own = np.asarray(prediction[k], dtype=np.float64)
+        target = np.asarray(truth[name], dtype=np.float64)
+        ok = ok_inputs & np.isfinite(own) & np.isfinite(target)
+        ok[:edge], ok[ok.size - edge:] = False, False
+        if ok.sum() < MIN_REFERENCE_SECONDS * fs:
+            cal.fallback[name] = "too few valid reference samples"
+            continue
+        x = design(np.nan_to_num(inputs), np.nan_to_num(own), lag_set)[:, ok]
+        gain = held_out_gain(x, own[ok], target[ok], guard.strength)
+        cal.held_out_gain[name] = gain
+        if not gain >= guard.min_held_out_gain:
+            cal.fallback[name] = (f"the correction does not generalise within the reference "
+                                  f"(held-out r gain {gain:+.3f})")
+            continue
+        cal.weights[name] = ridge(x, target[ok] - own[ok], guard.strength)
+    return cal
+
+
+# --------------------------------------------------------------------------------------------
+# The similarity guard
+
+
+def beat_template(inputs: np.ndarray, fs: float) -> np.ndarray | None:
+    """The median beat ``[n_in, window]`` of the input leads around each detected QRS, or None
+    with fewer than :data:`MIN_BEATS` whole beats."""
+    from ecgfill.evaluate.features import detect_r_peaks
+
+    x = np.nan_to_num(np.asarray(inputs, dtype=np.float64))
+    before, after = (int(round(abs(s) * fs)) for s in TEMPLATE_WINDOW_S)
+    peaks = detect_r_peaks(x, fs)
+    peaks = peaks[(peaks >= before) & (peaks + after <= x.shape[-1])]
+    if peaks.size < MIN_BEATS:
+        return None
+    return np.median(np.stack([x[:, p - before: p + after] for p in peaks]), axis=0)
+
+
+def template_similarity(a: np.ndarray | None, b: np.ndarray | None, fs: float) -> float | None:
+    """Pearson r between two beat templates (all input leads together, amplitudes kept),
+    at the best alignment within ±40 ms; None when either is missing."""
+    if a is None or b is None or a.shape != b.shape:
+        return None
+    most = int(round(TEMPLATE_MAX_SHIFT_S * fs))
+    n = a.shape[-1]
+    best = -1.0
+    for shift in range(-most, most + 1):
+        lo, hi = max(0, shift), min(n, n + shift)
+        r = pearson(a[:, lo:hi].ravel(), b[:, lo - shift: hi - shift].ravel())
+        best = max(best, r) if np.isfinite(r) else best
+    return best
+
+
+# --------------------------------------------------------------------------------------------
+# References from files
+
+
+def check_reference(reference: ECGRecord, needed: tuple[str, ...], learned: tuple[str, ...]
+                    ) -> list[str]:
+    """RecordError (one line) when ``reference`` cannot calibrate: it is itself reconstructed
+    (an ecgfill origin in its header), shorter than :data:`MIN_REFERENCE_SECONDS`, or lacks a
+    lead in ``needed`` or every lead in ``learned``. Returns the learned leads it lacks."""
+    where = f"reference {reference.source or '?'}"
+    rebuilt = [n for n, o in zip(reference.leads, reference.origins, strict=True)
+               if o == "reconstructed"]
+    if rebuilt or reference.model:
+        leads = f" (leads {','.join(rebuilt)})" if rebuilt else ""
+        raise RecordError(where, f"is itself reconstructed{leads} by {reference.model or 'a model'}; "
+                          "calibrate with a measured 12-lead")
+    if reference.seconds < MIN_REFERENCE_SECONDS:
+        raise RecordError(where, f"is {reference.seconds:.1f} s long; calibration needs at least "
+                          f"{MIN_REFERENCE_SECONDS:g} s")
+    have = set(reference.leads)
+    if len(have & set(LIMB_LEADS)) >= 2:
+        have |= set(LIMB_LEADS)
+    lacking = [n for n in needed if n not in have]
+    if lacking:
+        raise RecordError(where, f"lacks lead(s) {','.join(lacking)}, which calibration needs "
+                          f"(the model's inputs {','.join(needed)})")
+    absent = [n for n in learned if n not in have]
+    if len(absent) == len(learned):
+        raise RecordError(where, f"has none of the leads to calibrate ({','.join(learned)})")
+    return absent
+
+
+def prepare(reference: ECGRecord, model: Any, fs: float, guard: Guard = Guard()) -> Calibration:
+    """The calibration of ``model`` (bound to a record's leads) at the record's rate ``fs`` from
+    a 12-lead ``reference`` of the same patient (any rate: resampled to ``fs``). RecordError
+    for a reference that cannot calibrate (:func:`check_reference`)."""
+    from ecgfill.dsp import apply_filters, resample
+    from ecgfill.reconstruct import bridge_gaps, model_inputs, predict_at_record_rate
+
+    needed, learned = tuple(model.input_leads), tuple(model.output_leads)
+    absent = check_reference(reference, needed, learned)
+    notes = []
+    if abs(reference.fs - fs) > 1e-9:
+        notes.append(f"calibration reference resampled from {reference.fs:g} Hz to {fs:g} Hz")
+        reference = replace(reference, signal=resample(reference.signal, reference.fs, fs), fs=fs)
+    limit = int(MAX_REFERENCE_SECONDS * fs)
+    if reference.n_samples > limit:
+        notes.append(f"calibration fitted on the reference's first {MAX_REFERENCE_SECONDS:g} s")
+        reference = replace(reference, signal=reference.signal[:, :limit])
+    x, blank = bridge_gaps(model_inputs(reference, needed, fill=False), 1)
+    prediction, _ = predict_at_record_rate(model, x, fs, 0, blank)
+    filters = getattr(model, "input_filters", None)
+    inputs = apply_filters(x, fs, filters)
+    inputs[blank] = np.nan
+    present = [n for n in learned if n not in absent]
+    truth_raw = model_inputs(reference, tuple(present), fill=False)
+    finite = np.isfinite(truth_raw)
+    truth_f = apply_filters(np.where(finite, truth_raw, 0.0), fs, filters)
+    truth_f[~finite] = np.nan
+    cal = fit(reference.source or "?", f"{model.name} {model.version}".strip(), fs, inputs,
+              prediction, dict(zip(present, truth_f, strict=True)), needed, learned, guard)
+    cal.notes, cal.filters = notes, filters
+    return cal
+
+
+def read_reference(path: str) -> ECGRecord:
+    """The reference record at ``path`` (RecordError naming it when unreadable)."""
+    from ecgfill.io import read_record
+
+    record = read_record(path)
+    record.source = str(path)
+    return record
+
+
+_PREPARED: dict[tuple[str, str, float], Calibration] = {}
+
+
+def reference_for(path: str | Path, calibrate_with: str | None,
+                  calibration_map: tuple[tuple[str, str], ...]) -> str | None:
+    """The reference for the input record at ``path``: ``calibrate_with``, else its row of the
+    calibration map (inputs compared as resolved paths), else None."""
+    if calibrate_with:
+        return calibrate_with
+    here = _record_key(path)
+    return next((ref for given, ref in calibration_map if _record_key(given) == here), None)
+
+
+def _record_key(path: str | Path) -> str:
+    """A record's path without the extension of its header or data file, resolved."""
+    resolved = Path(path).resolve()
+    known = {".hea", ".dat", ".mat", ".edf", ".bdf", ".rec"}
+    return str(resolved.with_suffix("") if resolved.suffix.lower() in known else resolved)
+
+
+def job_calibration(settings: Any, path: str, model: Any, first: ECGRecord,
+                    notes: list[str]) -> Calibration | None:
+    """The calibration for one ``reconstruct`` record at ``path`` (``settings``: its
+    ``calibrate_with`` and ``calibration_map``; ``first``: its first chunk), notes for the user
+    added to ``notes``; None without a reference."""
+    reference = reference_for(path, settings.calibrate_with, settings.calibration_map)
+    calibration, more = for_job(reference, model, first, bool(settings.calibration_map))
+    notes.extend(more)
+    return calibration
+
+
+def for_job(reference: str | None, model: Any, first: ECGRecord, mapped: bool
+            ) -> tuple[Calibration | None, list[str]]:
+    """The calibration for one record (``first``: its first chunk, as the model reads it) from
+    the ``reference`` path, prepared once per reference, model and rate and checked against the
+    record's beats; and notes for the user. RecordError for a reference that cannot
+    calibrate."""
+    if reference is None:
+        return None, (["no reference for this record in --calibration-map: not calibrated"]
+                      if mapped else [])
+    if model is None:
+        return None, [f"calibration with {reference} not needed: no lead is reconstructed"]
+    key = (str(Path(reference).resolve()), f"{model.name} {model.version}", first.fs)
+    if key not in _PREPARED:
+        _PREPARED[key] = prepare(read_reference(reference), model, first.fs)
+    from ecgfill.dsp import apply_filters
+    from ecgfill.reconstruct import bridge_gaps, model_inputs, short_gap_samples
+
+    x, _ = bridge_gaps(model_inputs(first, tuple(model.input_leads), fill=False),
+                       short_gap_samples(first.fs))
+    checked = _PREPARED[key].for_record(apply_filters(x, first.fs, _PREPARED[key].filters))
+    return checked, checked.notes + checked.warnings()
+
+
+def read_calibration_map(path: str | Path) -> tuple[tuple[str, str], ...]:
+    """``(input, reference)`` pairs from a CSV with columns ``input,reference`` (paths relative
+    to the CSV), inputs resolved; ValueError with what is wrong."""
+    import csv
+
+    folder = Path(path).resolve().parent
+    try:
+        with open(path, newline="") as fh:
+            rows = list(csv.DictReader(fh))
+    except OSError as exc:
+        raise ValueError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if not rows or not {"input", "reference"} <= set(rows[0]):
+        raise ValueError(f"{path} needs the columns input,reference")
+    pairs = []
+    for k, row in enumerate(rows, start=2):
+        given, ref = (row.get("input") or "").strip(), (row.get("reference") or "").strip()
+        if not given or not ref:
+            raise ValueError(f"{path} line {k}: empty input or reference")
+        pairs.append((str((folder / given).resolve()), str(folder / ref)))
+    return tuple(pairs)
