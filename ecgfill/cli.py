@@ -5,7 +5,16 @@ from __future__ import annotations
 import typer
 
 from ecgfill import __version__
-from ecgfill.commands import derive_limb, evaluate, info, models, preprocess, reconstruct, train
+from ecgfill.commands import (
+    derive_limb,
+    evaluate,
+    info,
+    models,
+    plot,
+    preprocess,
+    reconstruct,
+    train,
+)
 
 app = typer.Typer(
     name="ecgfill",
@@ -18,7 +27,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-for module in (preprocess, train, reconstruct, evaluate, derive_limb, info, models):
+for module in (preprocess, train, reconstruct, evaluate, plot, derive_limb, info, models):
     app.command(module.NAME, help=module.HELP)(module.command)
 
 

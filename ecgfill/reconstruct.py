@@ -8,7 +8,6 @@ memory stays bounded whatever the length.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -44,7 +43,7 @@ class ReconstructSettings:
     device: str = "cpu"
     threads: int | None = None
     force: bool = False
-    uncertainty_samples: int = 0
+    interval: float | None = None  # --interval level: write <name>_lower/_upper (ecgfill.bands)
     channel_map: tuple[tuple[str, str], ...] = ()  # device channel -> standard lead
     calibrate_with: str | None = None  # a 12-lead of the same patient (ecgfill.calibrate)
     calibration_map: tuple[tuple[str, str], ...] = ()  # (input, reference) pairs
@@ -447,6 +446,7 @@ def reconstruct_job(settings: ReconstructSettings, job: Job) -> Outcome:
     import time
 
     from ecgfill.api import require_usable
+    from ecgfill.bands import Bands
     from ecgfill.calibrate import job_calibration
     from ecgfill.io import open_record, open_writer
     from ecgfill.preprocess import MAX_GAP_MS
@@ -462,15 +462,10 @@ def reconstruct_job(settings: ReconstructSettings, job: Job) -> Outcome:
         plan = plan_record(first, settings, dead_leads(reader, windows, first))
         model, view, notes = plan.model, plan.view, plan.notes
         calibration = job_calibration(settings, str(job.item.path), model, first, notes)
-        samples = settings.uncertainty_samples if model is not None else 0
-        if samples > 1 and not model.stochastic:
-            notes.append(f"model {model.name} is deterministic: no spread written "
-                         "(--uncertainty needs a vae)")
-            samples = 0
         scan = QualityScan(first.leads, fs, n, MAX_GAP_MS)
-        spread_base = Path(str(job.output) + "_spread")
-        side_writer = _maybe_writer(spread_base, job.fmt, n, samples)
-        with open_writer(job.output, job.fmt, n) as out, side_writer as side:
+        bands = Bands(job.output, job.fmt, n, settings.interval, model,
+                      plan.choice.plan.measured if plan.choice else None, str(job.item.path))
+        with open_writer(job.output, job.fmt, n) as out, bands:
             seams = SeamBlender(int(FADE_SECONDS * fs))
             for k, (lo, hi, keep_lo, keep_hi) in enumerate(windows):
                 rec = first if k == 0 else reader.read(lo, hi)
@@ -482,17 +477,13 @@ def reconstruct_job(settings: ReconstructSettings, job: Job) -> Outcome:
                     rec.comments.append(f"unused channels: {', '.join(plan.unused)}")
                 if calibration is not None:
                     rec.comments.append(calibration.comment())
-                spread = None
                 if not plan.copy_through:
-                    rec, spread = reconstruct_record(rec, model, samples, calibration)
+                    rec, _ = reconstruct_record(rec, model, calibration=calibration)
                 piece = _slice(rec, keep)
                 predicted = [i for i, o in enumerate(rec.origins) if o != "measured"]
                 piece.signal = seams.blend("signal", piece.signal, rec.signal, predicted, keep_hi - lo)
                 out.write(piece)
-                if side is not None and spread is not None:
-                    rows = list(range(spread.shape[0]))
-                    kept = seams.blend("spread", spread[:, keep], spread, rows, keep_hi - lo)
-                    side.write(_spread_record(rec, model, kept))
+                bands.write(rec, keep, seams, keep_hi - lo, piece)
             reader.verify()
         final = out.template
     used = view or first.leads
@@ -521,6 +512,7 @@ def reconstruct_job(settings: ReconstructSettings, job: Job) -> Outcome:
             "n_samples": n,
             "seconds": round(time.perf_counter() - t0, 4),
             "calibration": calibration.summary() if calibration is not None else None,
+            **bands.summary(),
         },
         warnings=list(dict.fromkeys(warnings + notes)),
     )
@@ -528,23 +520,3 @@ def reconstruct_job(settings: ReconstructSettings, job: Job) -> Outcome:
 
 def _slice(record: ECGRecord, keep: slice) -> ECGRecord:
     return replace(record, signal=record.signal[:, keep], warnings=record.warnings)
-
-
-def _maybe_writer(base: Path, fmt: str, n: int, samples: int) -> Any:
-    from contextlib import nullcontext
-
-    from ecgfill.io import open_writer
-
-    return open_writer(base, fmt, n) if samples > 1 else nullcontext(None)
-
-
-def _spread_record(record: ECGRecord, model: ReconstructionModel, spread: np.ndarray) -> ECGRecord:
-    """Sidecar ``<name>_spread``: per-sample spread (std over VAE samples) of the predicted leads."""
-    return ECGRecord(
-        signal=spread,
-        fs=record.fs,
-        leads=tuple(model.output_leads),
-        origins=("reconstructed",) * len(model.output_leads),
-        comments=[f"per-sample spread (std over samples) of {model.name}, mV"],
-        model=f"{model.name} {model.version}",
-    )

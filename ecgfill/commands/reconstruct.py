@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 from ecgfill.commands._batch import Inputs, JsonOutput, OutputDir, OutputFormat, Overwrite, Workers
@@ -38,9 +40,12 @@ def command(
         None, "--shard", help="i/N: process only the i-th of N stable slices of the sorted inputs."
     ),
     overwrite: Overwrite = False,
-    uncertainty: int = typer.Option(
-        0, "--uncertainty", min=0,
-        help="VAE models: draw this many samples and write <record>_spread with the per-lead spread.",
+    interval: float = typer.Option(
+        None, "--interval", help="Also write <record>_lower and <record>_upper: the calibrated "
+        "prediction interval at this level in (0, 1), e.g. 0.9 (0.5 Hz high-passed band).",
+    ),
+    plot_dir: Path = typer.Option(
+        None, "--plot", help="Also draw each output record (with its band) as a PNG here."
     ),
     output_format: OutputFormat = "wfdb",
     json_output: JsonOutput = False,
@@ -48,6 +53,7 @@ def command(
     from functools import partial
 
     from ecgfill.commands._batch import parse_leads, parse_shard, run_file_batch
+    from ecgfill.commands.plot import with_plot
     from ecgfill.errors import UsageError
     from ecgfill.reconstruct import ReconstructSettings, check_setup, reconstruct_job
 
@@ -61,14 +67,25 @@ def command(
         threads = max(1, (os.cpu_count() or 1) // workers)  # no oversubscription across workers
     settings = ReconstructSettings(
         model=model, leads=parse_leads(leads), backend=backend, device=device, threads=threads,
-        force=force, uncertainty_samples=uncertainty, channel_map=_parse_map(channel_map),
+        force=force, interval=_level(interval), channel_map=_parse_map(channel_map),
     )
     check_setup(settings, workers)  # setup errors: one line, exit 2, before any record is read
     run_file_batch(
-        inputs, output_dir, partial(reconstruct_job, settings), fmt=output_format,
+        inputs, output_dir, with_plot(plot_dir, partial(reconstruct_job, settings)), fmt=output_format,
         overwrite=overwrite, workers=workers, json_output=json_output, label="Reconstructing",
         shard=parse_shard(shard),
     )
+
+
+def _level(value: float | None) -> float | None:
+    from ecgfill.bands import check_level
+    from ecgfill.errors import UsageError
+
+    try:
+        check_level(value)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    return value
 
 
 def _parse_map(text: str | None) -> tuple[tuple[str, str], ...]:
