@@ -76,6 +76,10 @@ def command(
         None, "--labels", help="Label file for --diagnostic, PTB-XL layout (ecg_id, scp_codes), "
         "with scp_statements.csv beside it; records without labels are left out and counted.",
     ),
+    interval: float = typer.Option(
+        None, "--interval", help="Also score the model's prediction intervals at this level in "
+        "(0, 1): per lead coverage, mean width, coverage within QRS vs elsewhere.",
+    ),
     classifier: str = typer.Option(
         None, "--classifier", help="Classifier for --diagnostic: a name or a path to its card, "
         ".onnx or .pt (default: classifier-ptbxl-superclass).",
@@ -98,6 +102,15 @@ def command(
         problem = backend_problem(backend, device if reconstructed is None else "cpu")
         if problem:
             raise UsageError(problem)
+    if interval is not None:
+        from ecgfill.bands import check_level
+
+        try:
+            check_level(interval)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        if reconstructed is not None:
+            raise UsageError("--interval scores a model's intervals; not with --reconstructed")
     keep_names = frozenset(n.strip() for n in (plot_records or "").split(",") if n.strip())
     collector = _diagnostic_collector(diagnostic, labels, classifier, backend,
                                       2 if compare and reconstructed is None else 1)
@@ -120,6 +133,10 @@ def command(
     primary = evaluations[0]
     report = build_report(primary, n_boot=bootstrap, seed=seed,
                           compare=evaluations[1] if len(evaluations) > 1 else None)
+    if interval is not None:
+        from ecgfill.evaluate.coverage import print_interval
+
+        report["interval"] = print_interval(references, models[0], leads, split, interval, limit)
     diagnostic_sets = collector.results() if collector is not None else []
     if diagnostic_sets:
         from ecgfill.evaluate.diagnostic import diagnostic_report

@@ -144,18 +144,72 @@ def format_report(report: dict[str, Any], title: str) -> str:
     return "\n".join(lines)
 
 
-def dataset_coverage(model: Any, plan: LeadPlan, truth: np.ndarray, levels: Sequence[float],
-                     qrs: np.ndarray | None = None) -> dict[str, Any]:
-    """Coverage of ``model``'s intervals on records ``truth`` ``[N, 12, T]`` at its rate
-    (``ecgfill evaluate DATASET --interval``). ModelError when it has no calibration."""
-    from ecgfill.intervals import PlanCalibration
-
-    calibration = PlanCalibration.of(model.card, plan)
+def _add_batch(tally: CoverageTally, model: Any, plan: LeadPlan, calibration: Any,
+               truth: np.ndarray, levels: Sequence[float]) -> None:
     out12 = complete_dataset(model, plan, truth)
     scale = model_scales(calibration, out12, truth, plan, model)
     rows = [STANDARD_LEADS.index(n) for n in calibration.leads]
-    tally = CoverageTally(list(calibration.leads), levels)
-    qrs = qrs_mask(truth, model.fs) if qrs is None else qrs
     tally.add(truth[:, rows], out12[:, rows], scale,
-              [calibration.multipliers(v) for v in levels], qrs)
+              [calibration.multipliers(v) for v in levels], qrs_mask(truth, model.fs))
+
+
+def interval_report(references: Sequence[str], model: Any, leads: Sequence[str],
+                    split: str | None, level: float, limit: int | None = None) -> dict[str, Any]:
+    """``ecgfill evaluate --interval``: coverage of ``model`` (bound to the measured ``leads``)
+    on a dataset directory's ``split`` (whole records) or on complete reference records, both
+    taken to the model's rate and, for records, through the model's high-pass (the band the
+    intervals bound). ModelError when the model's card has no calibration."""
+    from ecgfill.dsp import apply_filters, resample
+    from ecgfill.errors import EcgfillError
+    from ecgfill.intervals import PlanCalibration
+
+    plan = LeadPlan.of(leads)
+    calibration = PlanCalibration.of(model.card, plan)
+    tally = CoverageTally(list(calibration.leads), [level])
+    if len(references) == 1 and _is_dataset(references[0]):
+        from ecgfill.train.data import open_dataset
+
+        ds = open_dataset(references[0])
+        idx = ds.indices(split) if split else np.arange(len(ds.n_valid))
+        idx = idx[ds.n_valid[idx] == ds.n_samples][:limit]
+        for lo in range(0, len(idx), BATCH):
+            truth = np.asarray(ds.signals[idx[lo:lo + BATCH]], dtype=np.float32)
+            if abs(ds.fs - model.fs) > 1e-9:
+                truth = resample(truth, ds.fs, model.fs)
+            _add_batch(tally, model, plan, calibration, truth, [level])
+    else:
+        from ecgfill.evaluate.run import complete_reference
+        from ecgfill.io import discover, read_record
+
+        items = [i for i in discover.find_records(list(references)) if not i.error][:limit]
+        for item in items:
+            try:
+                ref = complete_reference(read_record(item.path), item.path).in_standard_order()
+            except EcgfillError:
+                continue  # ``evaluate`` reports it
+            truth = ref.signal if abs(ref.fs - model.fs) < 1e-9 else resample(
+                ref.signal, ref.fs, model.fs)
+            truth = apply_filters(np.nan_to_num(truth), model.fs, model.input_filters)
+            _add_batch(tally, model, plan, calibration, truth[None], [level])
     return tally.report()
+
+
+def _is_dataset(path: str) -> bool:
+    from ecgfill.evaluate.run import is_dataset_dir
+
+    return is_dataset_dir(path)
+
+
+def print_interval(references: Sequence[str], model: Any, leads: Sequence[str],
+                   split: str | None, level: float, limit: int | None) -> dict[str, Any]:
+    """The ``evaluate --interval`` block: printed on stderr, returned for the JSON report."""
+    from ecgfill import console
+    from ecgfill.errors import EcgfillError, ModelError
+
+    try:
+        block = interval_report(references, model, leads, split, level, limit)
+    except ModelError as exc:
+        raise EcgfillError(f"--interval: {exc}") from None
+    console.info(format_report(block, f"prediction intervals of {model.name}, leads "
+                                      f"{LeadPlan.of(leads).key}"))
+    return block
