@@ -1,0 +1,232 @@
+"""Prediction intervals (issue 20): the conformal calibration, ``reconstruct --interval`` and
+its band records, ``expected_r``, ``evaluate --interval`` and the card block."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from ecgfill.cli import app
+from ecgfill.intervals import (
+    LEVELS,
+    PlanCalibration,
+    fit_scale,
+    score_quantiles,
+    uncertain_leads,
+)
+from ecgfill.io import read_record, write_record
+from ecgfill.leads import CHEST_LEADS, STANDARD_LEADS, LeadPlan
+from ecgfill.synth import synthesize
+
+
+def run(*args: str) -> tuple[int, list[dict], str]:
+    result = CliRunner().invoke(app, list(args))
+    lines = [json.loads(ln) for ln in result.stdout.splitlines() if ln.startswith("{")]
+    return result.exit_code, lines, result.stderr
+
+
+def test_uncertain_leads_follow_the_lead_plan() -> None:
+    assert uncertain_leads(LeadPlan.of(["I", "II", "V4"])) == ("V1", "V2", "V3", "V5", "V6")
+    # one limb lead: every other limb lead depends on a prediction
+    assert uncertain_leads(LeadPlan.of(["III"])) == tuple(
+        n for n in STANDARD_LEADS if n != "III")
+    assert uncertain_leads(LeadPlan.of(["aVF", "I", *CHEST_LEADS])) == ()
+
+
+def test_conformal_scale_is_adaptive_and_covers_fresh_data() -> None:
+    """Heteroscedastic errors: the fitted scale follows the feature that drives them, and the
+    split-conformal quantile covers new exchangeable samples at the level."""
+    rng = np.random.default_rng(0)
+
+    def draw(n: int) -> tuple[np.ndarray, np.ndarray]:
+        driver = rng.uniform(-3, 1, n)
+        feats = np.column_stack([driver, rng.normal(size=n)])  # log features, one irrelevant
+        return feats, np.abs(rng.normal(size=n) * np.exp(driver))
+
+    f_cal, r_cal = draw(40_000)
+    coef = fit_scale(f_cal, r_cal)
+    assert coef[1] > 5 * abs(coef[2])  # the driving feature dominates
+    q = np.array(score_quantiles(r_cal / np.exp(coef[0] + f_cal @ coef[1:])))
+    f_new, r_new = draw(40_000)
+    scale = np.exp(coef[0] + f_new @ coef[1:])
+    for level in (0.8, 0.9, 0.95):
+        mult = np.interp(level, LEVELS, q)
+        cover = float((r_new <= mult * scale).mean())
+        assert abs(cover - level) < 0.01
+        constant = np.quantile(r_new, cover)
+        assert (mult * scale).mean() < constant  # narrower than a constant band
+
+
+def test_score_quantiles_use_the_finite_sample_rank() -> None:
+    scores = np.arange(1, 100, dtype=float)  # 99 scores: rank ceil(100 p)
+    q = dict(zip(LEVELS, score_quantiles(scores), strict=True))
+    assert q[0.9] == 90.0 and q[0.5] == 50.0 and q[0.999] == 99.0
+
+
+# --------------------------------------------------------------------------------------------
+# A registry of small linear models calibrated on a synthetic dataset
+
+
+@pytest.fixture(scope="session")
+def calibrated_registry(linear_registry: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from ecgfill.intervals_fit import calibrate_dataset
+    from ecgfill.train.data import write_synthetic_dataset
+
+    root = tmp_path_factory.mktemp("calibrated")
+    models = root / "models"
+    shutil.copytree(linear_registry, models)
+    dataset = write_synthetic_dataset(root / "ds", 60, 4.0, 100.0, seed=11, splits=(0.2, 0.8))
+    import ecgfill.models.registry as registry
+    import ecgfill.reconstruct as reconstruct
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(registry, "model_dirs", lambda: [models])
+        mp.setattr(reconstruct, "_MODEL_CACHE", {})
+        mp.setattr(reconstruct, "_AUTO_CHOICE", {})
+        names = [json.loads(p.read_text())["name"] for p in sorted(models.glob("*.json"))]
+        report = calibrate_dataset(dataset, names, "val")
+    assert set(report) == set(names)
+    return models
+
+
+@pytest.fixture
+def calibrated_env(calibrated_registry: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    import ecgfill.models.registry as registry
+    import ecgfill.reconstruct as reconstruct
+
+    monkeypatch.setenv("ECGFILL_MODELS", str(calibrated_registry))
+    monkeypatch.setattr(registry, "model_dirs", lambda: [calibrated_registry])
+    monkeypatch.setattr(reconstruct, "_AUTO_CHOICE", {})
+    monkeypatch.setattr(reconstruct, "_MODEL_CACHE", {})
+    return calibrated_registry
+
+
+def test_card_holds_the_calibration_and_its_held_out_check(calibrated_env: Path) -> None:
+    card = json.loads((calibrated_env / "linear-i-ii-v4.json").read_text())
+    block = card["intervals"]
+    plan = LeadPlan.of(["I", "II", "V4"])
+    assert set(block["lead_sets"]) == {plan.key}
+    assert set(block["fallback"]) == set(uncertain_leads(plan))
+    assert "0.5 Hz" in block["band"] and "patient-disjoint" in block["protocol"]
+    quantiles = np.array(block["fallback"]["V1"]["quantiles"])
+    assert (np.diff(quantiles) >= 0).all() and len(quantiles) == len(LEVELS)
+    cover = block["validation"]["coverage"][plan.key]
+    assert set(cover) == {"0.8", "0.9", "0.95"}
+    assert cover["0.8"]["mean_width_mv"] < cover["0.95"]["mean_width_mv"]
+    calibration = PlanCalibration.of(card, LeadPlan.of(["I", "II", "V4", "V5"]))  # superset
+    assert list(calibration.leads) == ["V1", "V2", "V3", "V6"]
+
+
+def write_input(path: Path, leads: list[str], fs: float, seconds: float, seed: int) -> None:
+    write_record(synthesize(seconds, fs, seed=seed).select(leads), path)
+
+
+@pytest.mark.parametrize(("leads", "fs"), [(["I", "II", "V4"], 500.0), (["I"], 100.0),
+                                           (["II", "V1", "V5"], 250.0)])
+def test_reconstruct_writes_lower_and_upper(calibrated_env: Path, tmp_path: Path,
+                                            leads: list[str], fs: float) -> None:
+    write_input(tmp_path / "in" / "r", leads, fs, 12.0, seed=5)
+    code, lines, stderr = run("reconstruct", str(tmp_path / "in"), str(tmp_path / "out"),
+                              "--interval", "0.9", "--json")
+    assert code == 0, stderr
+    (out,) = lines
+    rec = read_record(tmp_path / "out" / "r.hea")
+    low = read_record(tmp_path / "out" / "r_lower.hea")
+    up = read_record(tmp_path / "out" / "r_upper.hea")
+    for band in (low, up):
+        assert band.leads == rec.leads == STANDARD_LEADS
+        assert band.fs == rec.fs == fs and band.n_samples == rec.n_samples
+    plan = LeadPlan.of(leads)
+    unsure = set(uncertain_leads(plan))
+    for i, name in enumerate(STANDARD_LEADS):
+        if name in unsure:
+            assert (low.signal[i] <= rec.signal[i] + 1e-3).all()
+            assert (up.signal[i] >= rec.signal[i] - 1e-3).all()
+            assert (up.signal[i] - low.signal[i]).mean() > 0
+        else:  # measured, or derived from measured leads only: lower = upper = signal
+            np.testing.assert_array_equal(low.signal[i], rec.signal[i])
+            np.testing.assert_array_equal(up.signal[i], rec.signal[i])
+    assert set(out["expected_r"]) == unsure
+    assert all(-1 <= r <= 1 for r in out["expected_r"].values())
+    assert out["interval"]["level"] == 0.9 and "0.5 Hz" in out["interval"]["band"]
+    assert set(out["interval"]["median_width_mv"]) == unsure
+    assert all(w > 0 for w in out["interval"]["median_width_mv"].values())
+
+
+def test_wider_level_gives_wider_bands(calibrated_env: Path, tmp_path: Path) -> None:
+    write_input(tmp_path / "in" / "r", ["I", "II", "V4"], 100.0, 10.0, seed=2)
+    widths = []
+    for level in ("0.5", "0.95"):
+        code, lines, stderr = run("reconstruct", str(tmp_path / "in"),
+                                  str(tmp_path / f"out{level}"), "--interval", level, "--json")
+        assert code == 0, stderr
+        widths.append(lines[0]["interval"]["median_width_mv"])
+    assert all(widths[1][n] > widths[0][n] for n in widths[0])
+
+
+def test_long_record_streams_bands_across_chunks(calibrated_env: Path, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    import ecgfill.reconstruct as reconstruct
+
+    write_input(tmp_path / "in" / "long", ["I", "II", "V4"], 250.0, 70.0, seed=8)
+    monkeypatch.setattr(reconstruct, "CHUNK_SECONDS", 20.0)  # four chunks
+    code, _, stderr = run("reconstruct", str(tmp_path / "in"), str(tmp_path / "chunked"),
+                          "--interval", "0.9")
+    assert code == 0, stderr
+    monkeypatch.setattr(reconstruct, "CHUNK_SECONDS", 300.0)
+    code, _, stderr = run("reconstruct", str(tmp_path / "in"), str(tmp_path / "whole"),
+                          "--interval", "0.9")
+    assert code == 0, stderr
+    chunked = read_record(tmp_path / "chunked" / "long_upper.hea").signal
+    whole = read_record(tmp_path / "whole" / "long_upper.hea").signal
+    assert chunked.shape == whole.shape
+    # seams are cross-faded; the band of a chunk only differs through its chunk-level features
+    assert np.median(np.abs(chunked - whole)) < 0.01
+    assert np.isfinite(chunked).all()
+
+
+def test_interval_level_outside_0_1_is_a_usage_error(calibrated_env: Path,
+                                                     tmp_path: Path) -> None:
+    write_input(tmp_path / "in" / "r", ["I"], 100.0, 5.0, seed=1)
+    for level in ("0", "1", "1.5", "-0.2"):
+        code, _, stderr = run("reconstruct", str(tmp_path / "in"), str(tmp_path / "out"),
+                              "--interval", level)
+        assert code == 2 and "--interval" in stderr
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_model_without_calibration_fails_the_record_cleanly(models_env: Path,
+                                                            tmp_path: Path) -> None:
+    write_input(tmp_path / "in" / "r", ["I", "II", "V4"], 100.0, 5.0, seed=1)
+    code, lines, stderr = run("reconstruct", str(tmp_path / "in"), str(tmp_path / "out"),
+                              "--interval", "0.9", "--json")
+    assert code == 1
+    errors = [ln for ln in stderr.splitlines() if ln.startswith("error")]
+    assert len(errors) == 1 and "linear-i-ii-v4" in errors[0] and "calibration" in errors[0]
+    assert lines[0]["status"] == "error"
+    assert not list((tmp_path / "out").rglob("*.*"))  # nothing half-written
+    # without --interval the record is reconstructed, expected_r left null
+    code, lines, stderr = run("reconstruct", str(tmp_path / "in"), str(tmp_path / "out2"),
+                              "--json")
+    assert code == 0, stderr
+    assert lines[0]["expected_r"] is None and "interval" not in lines[0]
+
+
+def test_evaluate_interval_reports_coverage(calibrated_env: Path, tmp_path: Path) -> None:
+    refs = tmp_path / "refs"
+    for seed in range(3):
+        write_record(synthesize(10.0, 500.0, seed=40 + seed), refs / f"ref{seed}")
+    code, lines, stderr = run("evaluate", str(refs), "--model", "linear-i-ii-v4",
+                              "--interval", "0.9", "--no-features", "--bootstrap", "0", "--json")
+    assert code == 0, stderr
+    block = lines[0]["interval"]["levels"]["0.9"]
+    assert 0 < block["coverage"] <= 1 and block["mean_width_mv"] > 0
+    assert set(block["per_lead"]) == {"V1", "V2", "V3", "V5", "V6"}
+    assert "QRS" in stderr and "coverage" in stderr
+    code, _, stderr = run("evaluate", str(refs), "--model", "linear-i-ii-v4", "--interval", "2")
+    assert code == 2 and "--interval" in stderr
