@@ -41,6 +41,7 @@ LAG_STEP_SECONDS = 0.01
 STRENGTH = 0.1
 MIN_HELD_OUT_GAIN = 0.0
 MIN_SIMILARITY = 0.7
+CROSS_LEADS = False  # whether a lead's correction also reads the other learned leads
 MIN_REFERENCE_SECONDS = 5.0
 MAX_REFERENCE_SECONDS = 120.0  # a longer reference is fitted on its first two minutes
 TEMPLATE_WINDOW_S = (-0.25, 0.45)  # median beat around each detected QRS
@@ -78,6 +79,13 @@ def design(inputs: np.ndarray, own: np.ndarray, lag_set: tuple[int, ...]) -> np.
     own = own[None] if own.ndim == 1 else own
     rows = np.concatenate([own, inputs]).astype(np.float64)
     return np.concatenate([_shifted(rows, lag) for lag in lag_set])
+
+
+def _rows(prediction: np.ndarray, k: int) -> np.ndarray:
+    """The predictions a lead's correction reads: its own (first), then, with
+    :data:`CROSS_LEADS`, the other learned leads'."""
+    order = [k, *(j for j in range(len(prediction)) if j != k)] if CROSS_LEADS else [k]
+    return np.asarray(prediction, dtype=np.float64)[order]
 
 
 def ridge(x: np.ndarray, target: np.ndarray, strength: float) -> np.ndarray:
@@ -148,7 +156,7 @@ class Calibration:
             if w is None:
                 continue
             own = np.asarray(prediction[k], dtype=np.float64)
-            x = design(finite_inputs, np.nan_to_num(own), lag_set)
+            x = design(finite_inputs, np.nan_to_num(_rows(prediction, k)), lag_set)
             out[k] = (own + w @ x).astype(np.float32)
         return out
 
@@ -233,12 +241,13 @@ def fit(reference: str, model: str, fs: float, inputs: np.ndarray, prediction: n
             continue
         own = np.asarray(prediction[k], dtype=np.float64)
         target = np.asarray(truth[name], dtype=np.float64)
-        ok = ok_inputs & np.isfinite(own) & np.isfinite(target)
+        rows = _rows(prediction, k)
+        ok = ok_inputs & np.isfinite(rows).all(axis=0) & np.isfinite(target)
         ok[:edge], ok[ok.size - edge:] = False, False
         if ok.sum() < MIN_REFERENCE_SECONDS * fs:
             cal.fallback[name] = "too few valid reference samples"
             continue
-        x = design(np.nan_to_num(inputs), np.nan_to_num(own), lag_set)[:, ok]
+        x = design(np.nan_to_num(inputs), np.nan_to_num(rows), lag_set)[:, ok]
         gain = held_out_gain(x, own[ok], target[ok], guard.strength)
         cal.held_out_gain[name] = gain
         if not gain >= guard.min_held_out_gain:
@@ -309,7 +318,7 @@ def check_reference(reference: ECGRecord, needed: tuple[str, ...], learned: tupl
         raise RecordError(where, f"lacks lead(s) {','.join(lacking)}, which calibration needs "
                           f"(the model's inputs {','.join(needed)})")
     absent = [n for n in learned if n not in have]
-    if len(absent) == len(learned):
+    if learned and len(absent) == len(learned):
         raise RecordError(where, f"has none of the leads to calibrate ({','.join(learned)})")
     return absent
 
@@ -387,20 +396,22 @@ def job_calibration(settings: Any, path: str, model: Any, first: ECGRecord,
     return calibration
 
 
-def for_job(reference: str | None, model: Any, first: ECGRecord, mapped: bool
-            ) -> tuple[Calibration | None, list[str]]:
+def for_job(reference: str | None, model: Any, first: ECGRecord, mapped: bool,
+            record: ECGRecord | None = None) -> tuple[Calibration | None, list[str]]:
     """The calibration for one record (``first``: its first chunk, as the model reads it) from
     the ``reference`` path, prepared once per reference, model and rate and checked against the
     record's beats; and notes for the user. RecordError for a reference that cannot
-    calibrate."""
+    calibrate. ``record``: the reference already read (then not cached)."""
     if reference is None:
         return None, (["no reference for this record in --calibration-map: not calibrated"]
                       if mapped else [])
     if model is None:
         return None, [f"calibration with {reference} not needed: no lead is reconstructed"]
     key = (str(Path(reference).resolve()), f"{model.name} {model.version}", first.fs)
+    if record is not None:
+        _PREPARED.pop(key, None)
     if key not in _PREPARED:
-        _PREPARED[key] = prepare(read_reference(reference), model, first.fs)
+        _PREPARED[key] = prepare(record or read_reference(reference), model, first.fs)
     from ecgfill.dsp import apply_filters
     from ecgfill.reconstruct import bridge_gaps, model_inputs, short_gap_samples
 
@@ -430,3 +441,48 @@ def read_calibration_map(path: str | Path) -> tuple[tuple[str, str], ...]:
             raise ValueError(f"{path} line {k}: empty input or reference")
         pairs.append((str((folder / given).resolve()), str(folder / ref)))
     return tuple(pairs)
+
+
+def calibration_options(calibrate_with: str | None, calibration_map: str | None
+                        ) -> dict[str, Any]:
+    """``ReconstructSettings`` fields from ``--calibrate-with`` and ``--calibration-map``;
+    UsageError (exit 2, before any record is read) when both are given, a file is missing, the
+    map is malformed, or the one reference is reconstructed or too short."""
+    from ecgfill.errors import EcgfillError, UsageError
+
+    if calibrate_with and calibration_map:
+        raise UsageError("--calibrate-with and --calibration-map cannot be used together")
+    if calibration_map:
+        try:
+            return {"calibration_map": read_calibration_map(calibration_map)}
+        except ValueError as exc:
+            raise UsageError(f"--calibration-map: {exc}") from None
+    if not calibrate_with:
+        return {}
+    try:
+        check_reference(read_reference(calibrate_with), (), ())
+    except EcgfillError as exc:
+        raise UsageError(f"--calibrate-with: {exc}") from None
+    return {"calibrate_with": calibrate_with}
+
+
+def record_calibration(record: ECGRecord, model: Any, reference: ECGRecord | str | Path
+                       ) -> Calibration | None:
+    """The calibration of ``model`` for an in-memory ``record`` from ``reference`` (a record or
+    a path; the Python API's ``reference=``); None when no model is needed. RecordError for a
+    reference that cannot calibrate."""
+    if model is None:
+        return None
+    ref = reference if isinstance(reference, ECGRecord) else read_reference(str(reference))
+    calibration, notes = for_job(ref.source or "reference", model, record, False, ref)
+    if calibration is not None:
+        calibration.notes = notes
+    return calibration
+
+
+def annotate(record: ECGRecord, calibration: Calibration | None) -> ECGRecord:
+    """``record`` with the calibration's header comment and warnings added."""
+    if calibration is not None:
+        record.comments.append(calibration.comment())
+        record.warnings.extend(w for w in calibration.notes if w not in record.warnings)
+    return record

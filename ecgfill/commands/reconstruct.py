@@ -47,11 +47,20 @@ def command(
     plot_dir: Path = typer.Option(
         None, "--plot", help="Also draw each output record (with its band) as a PNG here."
     ),
+    calibrate_with: str = typer.Option(
+        None, "--calibrate-with", help="A 12-lead record of the same patient (any rate or "
+        "format): correct the reconstruction for the patient (personal calibration).",
+    ),
+    calibration_map: str = typer.Option(
+        None, "--calibration-map", help="CSV with columns input,reference (paths relative to "
+        "the CSV): each input record's own 12-lead reference, for batches of many patients.",
+    ),
     output_format: OutputFormat = "wfdb",
     json_output: JsonOutput = False,
 ) -> None:
     from functools import partial
 
+    from ecgfill.calibrate import calibration_options
     from ecgfill.commands._batch import parse_leads, parse_shard, run_file_batch
     from ecgfill.commands.plot import with_plot
     from ecgfill.errors import UsageError
@@ -68,6 +77,7 @@ def command(
     settings = ReconstructSettings(
         model=model, leads=parse_leads(leads), backend=backend, device=device, threads=threads,
         force=force, interval=_level(interval), channel_map=_parse_map(channel_map),
+        **calibration_options(calibrate_with, calibration_map),
     )
     check_setup(settings, workers)  # setup errors: one line, exit 2, before any record is read
     run_file_batch(
