@@ -84,6 +84,11 @@ def command(
         None, "--classifier", help="Classifier for --diagnostic: a name or a path to its card, "
         ".onnx or .pt (default: classifier-ptbxl-superclass).",
     ),
+    calibration: str = typer.Option(
+        None, "--calibration", help="same-patient: score personal calibration; for each patient "
+        "with >= 2 records, calibrate on the earliest and score the others (gain, CI, patients "
+        "worse). A dataset with --split, or records with patient ids in their headers.",
+    ),
 ) -> None:
     from ecgfill import console
     from ecgfill.errors import EcgfillError, UsageError
@@ -102,6 +107,15 @@ def command(
         problem = backend_problem(backend, device if reconstructed is None else "cpu")
         if problem:
             raise UsageError(problem)
+    if calibration is not None:
+        from ecgfill.evaluate.calibration import calibration_command
+
+        conflicts = [flag for flag, value in (("--reconstructed", reconstructed), ("--compare",
+                     compare), ("--diagnostic", diagnostic)) if value]
+        primary_model = _load_models(model, input_leads, None, backend, device)[0][0]
+        calibration_command(calibration, references, primary_model, split, bootstrap, seed,
+                            limit, json_output, conflicts)
+        return
     if interval is not None:
         from ecgfill.bands import check_level
 

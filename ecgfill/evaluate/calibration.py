@@ -76,6 +76,48 @@ def dataset_patients(path: Path, split: str, model: Any, limit: int | None = Non
     return [Patient(pid, [rec[i] for i in members]) for members, pid in order]
 
 
+def record_patients(references: Sequence[str], model: Any, limit: int | None = None
+                    ) -> tuple[list[Patient], list[tuple[str, str]]]:
+    """The patients (patient id from header comments, e.g. ``patient_id: 15709``) with at least
+    two complete records among ``references`` (files, folders, globs), each resampled to the
+    model's rate, input-filtered as the model's inputs are, and predicted; records within a
+    patient in path order. Also the records that could not be used, with why."""
+    from ecgfill.dsp import apply_filters, resample
+    from ecgfill.errors import EcgfillError
+    from ecgfill.evaluate.run import complete_reference
+    from ecgfill.io import read_record
+    from ecgfill.io.discover import find_records
+    from ecgfill.preprocess.splits import patient_id_from_comments
+
+    groups: dict[str, list[Recording]] = {}
+    skipped: list[tuple[str, str]] = []
+    columns = [STANDARD_LEADS.index(n) for n in model.input_leads]
+    independent = [STANDARD_LEADS.index(n) for n in INDEPENDENT_LEADS]
+    for item in find_records(list(references)):
+        if item.error:
+            skipped.append((str(item.path), item.error))
+            continue
+        try:
+            record = read_record(item.path)
+            pid = patient_id_from_comments(record.comments)
+            if pid is None:
+                skipped.append((str(item.path), "no patient id in the header comments"))
+                continue
+            full = complete_reference(record, item.path).signal
+        except EcgfillError as exc:
+            skipped.append((str(item.path), str(exc)))
+            continue
+        if abs(record.fs - model.fs) > 1e-9:
+            full = resample(full, record.fs, model.fs)
+        signal = apply_filters(np.nan_to_num(full), model.fs, model.input_filters)
+        prediction = np.asarray(model.predict(signal[None, columns])[0], dtype=np.float32)
+        groups.setdefault(pid, []).append(Recording(
+            str(item.path), signal[columns], prediction, signal[independent],
+            beat_template(signal[columns], model.fs)))
+    patients = [Patient(pid, recs) for pid, recs in sorted(groups.items()) if len(recs) >= 2]
+    return patients[:limit] if limit else patients, skipped
+
+
 def _predict_rows(ds: Any, rows: list[int], model: Any) -> Iterator[tuple[int, Recording]]:
     columns = [STANDARD_LEADS.index(n) for n in model.input_leads]
     independent = [STANDARD_LEADS.index(n) for n in INDEPENDENT_LEADS]
@@ -143,19 +185,34 @@ def summarize_gains(rows: Sequence[dict[str, Any]], n_boot: int, seed: int) -> d
     }
 
 
-def same_patient_report(path: Path, split: str, model: Any, guard: Guard = Guard(),
-                        n_boot: int = 1000, seed: int = 0, limit: int | None = None
-                        ) -> dict[str, Any]:
-    """The ``evaluate --calibration same-patient`` report for a dataset split."""
-    patients = dataset_patients(path, split, model, limit)
+def same_patient_report(references: Sequence[str], split: str | None, model: Any,
+                        guard: Guard = Guard(), n_boot: int = 1000, seed: int = 0,
+                        limit: int | None = None) -> dict[str, Any]:
+    """The ``evaluate --calibration same-patient`` report for a ``preprocess`` dataset's split
+    (one dataset directory and ``split``) or for record files with patient ids."""
+    from ecgfill import console
+    from ecgfill.evaluate.run import is_dataset_dir
+
+    skipped: list[tuple[str, str]] = []
+    if len(references) == 1 and is_dataset_dir(references[0]):
+        if split is None:
+            raise UsageError("--calibration same-patient on a dataset needs --split (e.g. val)")
+        patients = dataset_patients(Path(references[0]), split, model, limit)
+    else:
+        if split is not None:
+            raise UsageError("--split needs one preprocess dataset directory")
+        patients, skipped = record_patients(references, model, limit)
+        for where, why in skipped:
+            console.warn(f"{where}: not used: {why}")
+    path = ", ".join(references)
     if not patients:
-        raise UsageError(f"{path}: no patient has two or more records in split {split!r}")
+        raise UsageError(f"{path}: no patient has two or more usable records")
     same = patient_gains(patients, model, model.fs, guard)
     other = patient_gains(patients, model, model.fs, guard, other=True)
     return {
         "mode": "calibration-same-patient",
         "protocol": PROTOCOL,
-        "dataset": str(path),
+        "references": path,
         "split": split,
         "model": f"{model.name} {getattr(model, 'version', '')}".strip(),
         "input_leads": list(model.input_leads),
@@ -166,6 +223,7 @@ def same_patient_report(path: Path, split: str, model: Any, guard: Guard = Guard
         "same_patient": summarize_gains(same, n_boot, seed),
         "other_patient": summarize_gains(other, n_boot, seed),
         "per_patient": same,
+        "not_used": [{"record": w, "why": y} for w, y in skipped],
     }
 
 
@@ -191,3 +249,27 @@ def print_calibration_report(report: dict[str, Any]) -> None:
             f"{block['worse']} ({100 * block['worse_share']:.1f}%)",
             f"{100 * block['lead_fallback_share']:.0f}%")
     console.stderr.print(table)
+
+
+MODES = ("same-patient",)
+
+
+def calibration_command(mode: str, references: Sequence[str], model: Any, split: str | None,
+                        n_boot: int, seed: int, limit: int | None, json_output: bool,
+                        conflicts: Sequence[str] = ()) -> None:
+    """``evaluate --calibration MODE``: the report as a table on stderr and, with
+    ``json_output``, one JSON object on stdout. ``conflicts``: options given that it cannot
+    be combined with (a usage error)."""
+    from ecgfill import console
+
+    if mode not in MODES:
+        raise UsageError(f"--calibration must be {' or '.join(MODES)}, not {mode!r}")
+    if conflicts:
+        raise UsageError(f"--calibration cannot be used with {', '.join(conflicts)}")
+    report = same_patient_report(references, split, model, n_boot=n_boot, seed=seed,
+                                 limit=limit)
+    print_calibration_report(report)
+    if json_output:
+        from ecgfill.evaluate.metrics import json_safe
+
+        console.emit_json(json_safe(report))
