@@ -23,6 +23,7 @@ GRID = (("I", "aVR", "V1", "V4"), ("II", "aVL", "V2", "V5"), ("III", "aVF", "V3"
 RHYTHM = "II"
 COLORS = {"measured": "black", "derived": "#444444", "reconstructed": "#1f4fbf"}
 BAND_COLOR = "#7fa7ff"
+BAND_ALPHA = 0.45
 
 
 @dataclass
@@ -80,11 +81,12 @@ def load(path: str | Path, start: float = 0.0, seconds: float = 10.0) -> Printou
 
 
 def _paper(ax: Any, width: float, height: float) -> None:
+    from matplotlib.collections import LineCollection
+
     for step, color, lw in ((1.0, "#f6c9c9", 0.3), (5.0, "#e88f8f", 0.7)):
-        for x in np.arange(0, width + 1e-6, step):
-            ax.axvline(x, color=color, lw=lw, zorder=0)
-        for y in np.arange(0, height + 1e-6, step):
-            ax.axhline(y, color=color, lw=lw, zorder=0)
+        segments = [((x, 0), (x, height)) for x in np.arange(0, width + 1e-6, step)]
+        segments += [((0, y), (width, y)) for y in np.arange(0, height + 1e-6, step)]
+        ax.add_collection(LineCollection(segments, colors=color, linewidths=lw, zorder=0))
 
 
 def _trace(ax: Any, out: Printout, lead: str, t0: float, t1: float, x0: float,
@@ -104,15 +106,15 @@ def _trace(ax: Any, out: Printout, lead: str, t0: float, t1: float, x0: float,
         up = out.upper.lead(lead)[lo:hi]
         if np.nanmax(up - low, initial=0) > 0:
             band = ax.fill_between(x, y_mid + low * MM_PER_MV, y_mid + up * MM_PER_MV,
-                                   color=BAND_COLOR, alpha=0.45, lw=0, zorder=2)
+                                   color=BAND_COLOR, alpha=BAND_ALPHA, lw=0, zorder=2)
             band.set_clip_path(clip)
     (line,) = ax.plot(x, y_mid + rec.signal[i, lo:hi] * MM_PER_MV, lw=0.7,
-                      color=COLORS.get(origin, "black"), zorder=3)
+                      color=COLORS.get(origin, "black"), zorder=3, gid=f"trace {lead}")
     line.set_clip_path(clip)
 
 
-def draw(out: Printout, png: str | Path) -> Path:
-    """Write the printout of ``out`` to ``png``; returns the path."""
+def figure(out: Printout) -> Any:
+    """The matplotlib figure of the printout of ``out`` (Agg backend)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -166,6 +168,14 @@ def draw(out: Printout, png: str | Path) -> Path:
     fig.text(0.01, 1 - 9 / (height + header_mm + 6) * 1.2,
              "25 mm/s, 10 mm/mV; black: measured, grey: derived, blue: reconstructed" + band,
              fontsize=7, va="top")
+    return fig
+
+
+def draw(out: Printout, png: str | Path) -> Path:
+    """Write the printout of ``out`` to ``png`` (atomically); returns the path."""
+    import matplotlib.pyplot as plt
+
+    fig = figure(out)
     png = Path(png)
     png.parent.mkdir(parents=True, exist_ok=True)
     tmp = png.with_name(png.name + ".tmp.png")

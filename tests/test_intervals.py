@@ -230,3 +230,21 @@ def test_evaluate_interval_reports_coverage(calibrated_env: Path, tmp_path: Path
     assert "QRS" in stderr and "coverage" in stderr
     code, _, stderr = run("evaluate", str(refs), "--model", "linear-i-ii-v4", "--interval", "2")
     assert code == 2 and "--interval" in stderr
+
+
+def test_reconstruct_plot_draws_each_output_with_its_band(calibrated_env: Path,
+                                                          tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    write_input(tmp_path / "in" / "r", ["I", "II", "V4"], 500.0, 10.0, seed=4)
+    code, lines, stderr = run("reconstruct", str(tmp_path / "in"), str(tmp_path / "out"),
+                              "--interval", "0.9", "--plot", str(tmp_path / "png"), "--json")
+    assert code == 0, stderr
+    assert Path(lines[0]["plot"]) == tmp_path / "png" / "r.png" and Path(lines[0]["plot"]).is_file()
+    from ecgfill.plot import load
+
+    printout = load(tmp_path / "out" / "r.hea")
+    assert printout.lower is not None and printout.upper is not None
+    # the band records are drawn as the record's band, not as records of their own
+    code, _, stderr = run("plot", str(tmp_path / "out"), str(tmp_path / "png2"))
+    assert code == 0, stderr
+    assert sorted(p.name for p in (tmp_path / "png2").iterdir()) == ["r.png"]
