@@ -150,3 +150,25 @@ def list_models(verify: bool = True) -> list[dict[str, object]]:
             "card": card["card_path"],
         })
     return out
+
+
+def reconstruct(record: ECGRecord, model: str = "auto", backend: str = "onnx",
+                reference: ECGRecord | str | Path | None = None) -> ECGRecord:
+    """The complete 12-lead record for ``record`` (any combination of measured leads):
+    ``model`` "auto" picks as ``ecgfill reconstruct`` does (no model when all 8 independent
+    leads are measured), or a model name or path. Measured leads are returned bit-exactly.
+    ``reference``: a 12-lead record (or its path) of the same patient, for personal
+    calibration (:mod:`ecgfill.calibrate`; said in the result's comments and warnings)."""
+    from ecgfill.errors import ModelError
+    from ecgfill.reconstruct import ReconstructSettings, choose_model, reconstruct_record
+
+    try:
+        chosen, _ = choose_model(record.leads, ReconstructSettings(model=model, backend=backend))
+    except ModelError as exc:
+        raise RecordError(record.source or "?", str(exc)) from None
+    if reference is None:
+        return reconstruct_record(record, chosen)[0]
+    from ecgfill.calibrate import annotate, record_calibration
+
+    calibration = record_calibration(record, chosen, reference, reconstruct_record)
+    return annotate(reconstruct_record(record, chosen, calibration=calibration)[0], calibration)

@@ -24,7 +24,7 @@ Two guards fall back to the uncalibrated output, each said in the output:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -47,6 +47,8 @@ MAX_REFERENCE_SECONDS = 120.0  # a longer reference is fitted on its first two m
 TEMPLATE_WINDOW_S = (-0.25, 0.45)  # median beat around each detected QRS
 TEMPLATE_MAX_SHIFT_S = 0.04
 MIN_BEATS = 3
+# ecgfill.reconstruct.reconstruct_record: (record, model) -> (12-lead record, spread)
+Runner = Callable[..., tuple[ECGRecord, Any]]
 
 
 @dataclass(frozen=True)
@@ -277,8 +279,9 @@ def beat_template(inputs: np.ndarray, fs: float) -> np.ndarray | None:
 
 
 def template_similarity(a: np.ndarray | None, b: np.ndarray | None, fs: float) -> float | None:
-    """Pearson r between two beat templates (all input leads together, amplitudes kept),
-    at the best alignment within ±40 ms; None when either is missing."""
+    """Mean over the input leads of the Pearson r between two beat templates, at the best
+    common alignment within ±40 ms; None when either is missing. Each lead counts alike, so a
+    swapped or reversed electrode shows even beside a larger lead."""
     if a is None or b is None or a.shape != b.shape:
         return None
     most = int(round(TEMPLATE_MAX_SHIFT_S * fs))
@@ -286,7 +289,8 @@ def template_similarity(a: np.ndarray | None, b: np.ndarray | None, fs: float) -
     best = -1.0
     for shift in range(-most, most + 1):
         lo, hi = max(0, shift), min(n, n + shift)
-        r = pearson(a[:, lo:hi].ravel(), b[:, lo - shift: hi - shift].ravel())
+        rs = [pearson(x[lo:hi], y[lo - shift: hi - shift]) for x, y in zip(a, b, strict=True)]
+        r = float(np.nanmean(rs)) if np.isfinite(rs).any() else float("nan")
         best = max(best, r) if np.isfinite(r) else best
     return best
 
@@ -323,12 +327,14 @@ def check_reference(reference: ECGRecord, needed: tuple[str, ...], learned: tupl
     return absent
 
 
-def prepare(reference: ECGRecord, model: Any, fs: float, guard: Guard = Guard()) -> Calibration:
+def prepare(reference: ECGRecord, model: Any, fs: float, run: Runner,
+            guard: Guard = Guard()) -> Calibration:
     """The calibration of ``model`` (bound to a record's leads) at the record's rate ``fs`` from
-    a 12-lead ``reference`` of the same patient (any rate: resampled to ``fs``). RecordError
-    for a reference that cannot calibrate (:func:`check_reference`)."""
-    from ecgfill.dsp import apply_filters, resample
-    from ecgfill.reconstruct import bridge_gaps, model_inputs, predict_at_record_rate
+    a 12-lead ``reference`` of the same patient (any rate: resampled to ``fs``), masked to the
+    model's inputs and reconstructed by ``run`` (:func:`ecgfill.reconstruct.reconstruct_record`,
+    passed in so that this module does not import it). RecordError for a reference that cannot
+    calibrate (:func:`check_reference`)."""
+    from ecgfill.dsp import resample
 
     needed, learned = tuple(model.input_leads), tuple(model.output_leads)
     absent = check_reference(reference, needed, learned)
@@ -340,20 +346,36 @@ def prepare(reference: ECGRecord, model: Any, fs: float, guard: Guard = Guard())
     if reference.n_samples > limit:
         notes.append(f"calibration fitted on the reference's first {MAX_REFERENCE_SECONDS:g} s")
         reference = replace(reference, signal=reference.signal[:, :limit])
-    x, blank = bridge_gaps(model_inputs(reference, needed, fill=False), 1)
-    prediction, _ = predict_at_record_rate(model, x, fs, 0, blank)
+    full = _with_limb(reference)
+    masked = replace(full.select(list(needed)), comments=[], warnings=[])
+    prediction = _leads(run(masked, model)[0], learned)
     filters = getattr(model, "input_filters", None)
-    inputs = apply_filters(x, fs, filters)
-    inputs[blank] = np.nan
-    present = [n for n in learned if n not in absent]
-    truth_raw = model_inputs(reference, tuple(present), fill=False)
-    finite = np.isfinite(truth_raw)
-    truth_f = apply_filters(np.where(finite, truth_raw, 0.0), fs, filters)
-    truth_f[~finite] = np.nan
-    cal = fit(reference.source or "?", f"{model.name} {model.version}".strip(), fs, inputs,
-              prediction, dict(zip(present, truth_f, strict=True)), needed, learned, guard)
+    present = tuple(n for n in learned if n not in absent)
+    truth = _filtered(_leads(full, present), fs, filters)
+    cal = fit(reference.source or "?", f"{model.name} {model.version}".strip(), fs,
+              _filtered(_leads(full, needed), fs, filters), prediction,
+              dict(zip(present, truth, strict=True)), needed, learned, guard)
     cal.notes, cal.filters = notes, filters
     return cal
+
+
+def _with_limb(record: ECGRecord) -> ECGRecord:
+    """``record`` with all six limb leads when it has two (else as it is)."""
+    return record.with_limb_leads() if len(set(record.leads) & set(LIMB_LEADS)) >= 2 else record
+
+
+def _leads(record: ECGRecord, names: tuple[str, ...]) -> np.ndarray:
+    return np.stack([record.lead(n) for n in names]).astype(np.float64)
+
+
+def _filtered(x: np.ndarray, fs: float, filters: dict[str, Any] | None) -> np.ndarray:
+    """The model's input filters applied to ``x`` ``[rows, T]``; non-finite samples stay NaN."""
+    from ecgfill.dsp import apply_filters
+
+    finite = np.isfinite(x)
+    out = np.asarray(apply_filters(np.where(finite, x, 0.0), fs, filters), dtype=np.float64)
+    out[~finite] = np.nan
+    return out
 
 
 def read_reference(path: str) -> ECGRecord:
@@ -386,17 +408,17 @@ def _record_key(path: str | Path) -> str:
 
 
 def job_calibration(settings: Any, path: str, model: Any, first: ECGRecord,
-                    notes: list[str]) -> Calibration | None:
+                    notes: list[str], run: Runner) -> Calibration | None:
     """The calibration for one ``reconstruct`` record at ``path`` (``settings``: its
-    ``calibrate_with`` and ``calibration_map``; ``first``: its first chunk), notes for the user
-    added to ``notes``; None without a reference."""
+    ``calibrate_with`` and ``calibration_map``; ``first``: its first chunk; ``run``: as for
+    :func:`prepare`), notes for the user added to ``notes``; None without a reference."""
     reference = reference_for(path, settings.calibrate_with, settings.calibration_map)
-    calibration, more = for_job(reference, model, first, bool(settings.calibration_map))
+    calibration, more = for_job(reference, model, first, bool(settings.calibration_map), run)
     notes.extend(more)
     return calibration
 
 
-def for_job(reference: str | None, model: Any, first: ECGRecord, mapped: bool,
+def for_job(reference: str | None, model: Any, first: ECGRecord, mapped: bool, run: Runner,
             record: ECGRecord | None = None) -> tuple[Calibration | None, list[str]]:
     """The calibration for one record (``first``: its first chunk, as the model reads it) from
     the ``reference`` path, prepared once per reference, model and rate and checked against the
@@ -411,13 +433,11 @@ def for_job(reference: str | None, model: Any, first: ECGRecord, mapped: bool,
     if record is not None:
         _PREPARED.pop(key, None)
     if key not in _PREPARED:
-        _PREPARED[key] = prepare(record or read_reference(reference), model, first.fs)
-    from ecgfill.dsp import apply_filters
-    from ecgfill.reconstruct import bridge_gaps, model_inputs, short_gap_samples
-
-    x, _ = bridge_gaps(model_inputs(first, tuple(model.input_leads), fill=False),
-                       short_gap_samples(first.fs))
-    checked = _PREPARED[key].for_record(apply_filters(x, first.fs, _PREPARED[key].filters))
+        _PREPARED[key] = prepare(record or read_reference(reference), model, first.fs, run)
+    prepared = _PREPARED[key]
+    inputs = _filtered(_leads(_with_limb(first), tuple(model.input_leads)), first.fs,
+                       prepared.filters)
+    checked = prepared.for_record(np.nan_to_num(inputs))
     return checked, checked.notes + checked.warnings()
 
 
@@ -466,15 +486,15 @@ def calibration_options(calibrate_with: str | None, calibration_map: str | None
     return {"calibrate_with": calibrate_with}
 
 
-def record_calibration(record: ECGRecord, model: Any, reference: ECGRecord | str | Path
-                       ) -> Calibration | None:
+def record_calibration(record: ECGRecord, model: Any, reference: ECGRecord | str | Path,
+                       run: Runner) -> Calibration | None:
     """The calibration of ``model`` for an in-memory ``record`` from ``reference`` (a record or
-    a path; the Python API's ``reference=``); None when no model is needed. RecordError for a
-    reference that cannot calibrate."""
+    a path; the Python API's ``reference=``; ``run`` as for :func:`prepare`); None when no
+    model is needed. RecordError for a reference that cannot calibrate."""
     if model is None:
         return None
     ref = reference if isinstance(reference, ECGRecord) else read_reference(str(reference))
-    calibration, notes = for_job(ref.source or "reference", model, record, False, ref)
+    calibration, notes = for_job(ref.source or "reference", model, record, False, run, ref)
     if calibration is not None:
         calibration.notes = notes
     return calibration

@@ -461,7 +461,8 @@ def reconstruct_job(settings: ReconstructSettings, job: Job) -> Outcome:
         require_usable(first, dead_ok=True)
         plan = plan_record(first, settings, dead_leads(reader, windows, first))
         model, view, notes = plan.model, plan.view, plan.notes
-        calibration = job_calibration(settings, str(job.item.path), model, first, notes)
+        calibration = job_calibration(settings, str(job.item.path), model, first, notes,
+                                      reconstruct_record)
         scan = QualityScan(first.leads, fs, n, MAX_GAP_MS)
         bands = Bands(job.output, job.fmt, n, settings.interval, model,
                       plan.choice.plan.measured if plan.choice else None, str(job.item.path))
