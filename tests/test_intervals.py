@@ -68,6 +68,28 @@ def test_score_quantiles_use_the_finite_sample_rank() -> None:
     assert q[0.9] == 90.0 and q[0.5] == 50.0 and q[0.999] == 99.0
 
 
+def test_expected_r_uses_the_partner_agreement_when_fitted() -> None:
+    plan = LeadPlan.of(["I", "II", "V4"])
+    entry = {"coef": [0.0] * 12, "quantiles": list(LEVELS), "r": 0.8}
+    card = {"name": "m", "intervals": {
+        "format": 1, "fallback": {n: entry for n in uncertain_leads(plan)},
+        "expected_r": {"coef": [0.5, 0.0, 0.0, 0.0, 0.0], "partner": "linear-any",
+                       "coef_partner": [0.0, 0.0, 0.0, 0.0, 0.0, 1.0]}}}
+    calibration = PlanCalibration.of(card, plan)
+    std = np.ones(5)
+    plain = calibration.expected_r(std, std, np.ones(1))
+    assert np.allclose(plain, np.tanh(0.5))
+    close, far = (calibration.expected_r(std, std, np.ones(1), np.full(5, a)) for a in (0.95, 0.3))
+    assert (close > far).all() and np.allclose(close, 0.95)
+
+
+def test_a_card_without_calibration_is_named() -> None:
+    from ecgfill.errors import ModelError
+
+    with pytest.raises(ModelError, match="model x has no interval calibration"):
+        PlanCalibration.of({"name": "x"}, LeadPlan.of(["I"]))
+
+
 # --------------------------------------------------------------------------------------------
 # A registry of small linear models calibrated on a synthetic dataset
 
@@ -248,3 +270,30 @@ def test_reconstruct_plot_draws_each_output_with_its_band(calibrated_env: Path,
     code, _, stderr = run("plot", str(tmp_path / "out"), str(tmp_path / "png2"))
     assert code == 0, stderr
     assert sorted(p.name for p in (tmp_path / "png2").iterdir()) == ["r.png"]
+
+
+@pytest.mark.realdata
+def test_shipped_model_bands_on_a_real_500_hz_record(shared_data: Path, tmp_path: Path) -> None:
+    """A real 12-lead record (Chapman, 500 Hz) masked to I, II, V4: the shipped model's bands
+    hold the high-passed truth more often at a higher level, and are wider."""
+    from ecgfill.dsp import apply_filters
+    from ecgfill.models import load_model
+
+    ref = read_record(shared_data / "chapman" / "JS00001.hea").in_standard_order()
+    write_record(ref.select(["I", "II", "V4"]), tmp_path / "in" / "r")
+    model = load_model("unet-i-ii-v4")
+    if "intervals" not in model.card:
+        pytest.skip("the shipped unet-i-ii-v4 card has no interval calibration")
+    truth = apply_filters(ref.signal, ref.fs, model.input_filters)
+    learned = [STANDARD_LEADS.index(n) for n in ("V1", "V2", "V3", "V5", "V6")]
+    cover = {}
+    for level in ("0.5", "0.95"):
+        out = tmp_path / level
+        code, lines, stderr = run("reconstruct", str(tmp_path / "in"), str(out), "--model",
+                                  "unet-i-ii-v4", "--interval", level, "--json")
+        assert code == 0, stderr
+        low, up = (read_record(out / f"r_{side}.hea").signal for side in ("lower", "upper"))
+        inside = (truth[learned] >= low[learned]) & (truth[learned] <= up[learned])
+        cover[level] = inside.mean()
+        assert set(lines[0]["expected_r"]) == {"V1", "V2", "V3", "V5", "V6"}
+    assert cover["0.95"] > cover["0.5"]
