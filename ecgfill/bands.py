@@ -36,7 +36,7 @@ class Bands:
     def __init__(self, output: str | Path | None, fmt: str, n_samples: int,
                  level: float | None, model: Any, leads: tuple[str, ...] | None,
                  source: str = "?") -> None:
-        from ecgfill.intervals import PlanCalibration, RecordIntervals
+        from ecgfill.intervals import PlanCalibration, RecordIntervals, load_partner
 
         self.output, self.fmt, self.n, self.level = output, fmt, n_samples, level
         self.tracker = None
@@ -50,7 +50,8 @@ class Bands:
             if level is not None:
                 raise RecordError(source, str(exc)) from None
             return
-        self.tracker = RecordIntervals(calibration, model, level)
+        self.tracker = RecordIntervals(calibration, model, level,
+                                       load_partner(calibration, model))
 
     def __enter__(self) -> Bands:
         from ecgfill.io import open_writer

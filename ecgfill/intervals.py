@@ -11,8 +11,10 @@ exchangeable data. Features are computed at the model's rate on 0.5 Hz high-pass
 band the models reconstruct): the intervals bound the 0.5 Hz high-passed truth.
 
 ``expected_r`` per lead and record is a small regression of Fisher-z(r) on inference-time
-features (the lead's calibration r for that lead set, and the ratio of the reconstructed
-lead's amplitude to its expected error), fitted on the calibration records.
+features (the lead's calibration r for that lead set, the ratio of the reconstructed lead's
+amplitude to its expected error, the amplitudes, and, where the card names a *partner* (the
+linear any-subset baseline ``linear-any``) that is installed, the agreement between the model's
+lead and the partner's), fitted on the calibration records.
 
 The calibration lives in the model card under ``intervals`` (written by
 ``scripts/calibrate_intervals.py``): per lead set (``LeadPlan.key``) and lead the scale
@@ -130,6 +132,8 @@ def fit_expected_r(x: np.ndarray, r: np.ndarray) -> list[float]:
     return [float(c) for c in coef]
 
 
+PARTNER = "linear-any"  # the linear any-subset baseline: agreement with it predicts accuracy
+PARTNER_FEATURE = "atanh(r of the lead against the partner's reconstruction of it)"
 R_FEATURES = ("atanh(calibration r of the lead for the lead set)",
               "log(std of the reconstructed lead / RMS of its interval scale)",
               "log std of the reconstructed lead", "log mean std of the inputs")
@@ -179,6 +183,8 @@ class PlanCalibration:
     plan: LeadPlan
     leads: dict[str, LeadCalibration]
     r_coef: tuple[float, ...]
+    partner: str | None = None
+    r_coef_partner: tuple[float, ...] | None = None
 
     @classmethod
     def of(cls, card: Mapping[str, Any], plan: LeadPlan) -> PlanCalibration:
@@ -195,8 +201,10 @@ class PlanCalibration:
         if lacking:
             raise ModelError(f"model {name}: no interval calibration for lead(s) "
                              f"{','.join(lacking)} with leads {plan.key}")
+        fit = block["expected_r"]
         return cls(name, plan, {n: LeadCalibration.from_dict(table[n]) for n in wanted},
-                   tuple(block["expected_r"]["coef"]))
+                   tuple(fit["coef"]), fit.get("partner"),
+                   tuple(fit["coef_partner"]) if fit.get("coef_partner") else None)
 
     def scales(self, out12: np.ndarray, inputs: np.ndarray, fs: float) -> np.ndarray:
         """``[..., n_uncertain, T]`` scales at the model's rate ``fs``."""
@@ -209,23 +217,46 @@ class PlanCalibration:
         return np.array([c.quantile(level) for c in self.leads.values()], dtype=np.float32)
 
     def expected_r(self, pred_std: np.ndarray, scale_rms: np.ndarray,
-                   input_std: np.ndarray) -> np.ndarray:
-        """Predicted r ``[..., n_uncertain]`` from the leads' std and RMS scale and the
-        inputs' mean std (``[..., 1]``)."""
+                   input_std: np.ndarray, agree: np.ndarray | None = None) -> np.ndarray:
+        """Predicted r ``[..., n_uncertain]`` from the leads' std and RMS scale, the inputs'
+        mean std (``[..., 1]``) and, when given (and fitted), the r of each lead against the
+        partner's reconstruction."""
         lead_r = np.array([c.r for c in self.leads.values()])
         x = r_features(np.broadcast_to(lead_r, pred_std.shape), pred_std, scale_rms, input_std)
         coef = np.asarray(self.r_coef)
+        if agree is not None and self.r_coef_partner is not None:
+            x = np.concatenate([x, np.arctanh(np.clip(agree, -0.999, 0.999))[..., None]], -1)
+            coef = np.asarray(self.r_coef_partner)
         return np.tanh(coef[0] + x @ coef[1:])
 
 
-def model_rate_signals(record: Any, plan: LeadPlan, model: Any) -> tuple[np.ndarray, np.ndarray]:
-    """The completed 12-lead ``record`` and the model's inputs at the model's rate, the inputs
-    through the model's input filters (as the model saw them)."""
-    from ecgfill.dsp import apply_filters, resample
+def at_rate(x: np.ndarray, fs: float, fs_out: float) -> np.ndarray:
+    """``x`` ``[L, T]`` taken to ``fs_out`` cheaply for the features: a moving average over one
+    output sample, then linear interpolation (the features are smooth envelopes; the model's
+    own polyphase resampling is not needed for them)."""
+    from scipy.ndimage import uniform_filter1d
 
-    sig = np.nan_to_num(record.in_standard_order().signal)
-    if abs(record.fs - model.fs) > 1e-9:
-        sig = resample(sig, record.fs, model.fs)
+    if abs(fs - fs_out) < 1e-9:
+        return x
+    width = int(round(fs / fs_out))
+    smooth = uniform_filter1d(x, width, axis=-1, mode="nearest") if width > 1 else x
+    n_out = max(1, int(round(x.shape[-1] * fs_out / fs)))
+    t_in = np.arange(x.shape[-1]) / fs
+    t_out = np.arange(n_out) / fs_out
+    return np.stack([np.interp(t_out, t_in, row) for row in smooth]).astype(np.float32)
+
+
+def model_rate_signals(record: Any, plan: LeadPlan, model: Any,
+                       leads: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """``[12, T]`` at the model's rate holding ``leads`` of the completed ``record`` (the other
+    rows 0), and the model's inputs at its rate through its input filters (as it saw them)."""
+    from ecgfill.dsp import apply_filters
+
+    full = record.in_standard_order()
+    rows = sorted({STANDARD_LEADS.index(n) for n in (*leads, *plan.inputs)})
+    part = at_rate(np.nan_to_num(full.signal[rows]), record.fs, model.fs)
+    sig = np.zeros((len(STANDARD_LEADS), part.shape[-1]), dtype=np.float32)
+    sig[rows] = part
     inputs = sig[[STANDARD_LEADS.index(n) for n in plan.inputs]]
     return sig, apply_filters(inputs, model.fs, getattr(model, "input_filters", None))
 
@@ -234,9 +265,11 @@ class RecordIntervals:
     """Half-widths of one record's uncertain leads, chunk by chunk, and the per-record
     summaries for the JSON (``expected_r``, median width)."""
 
-    def __init__(self, calibration: PlanCalibration, model: Any, level: float | None) -> None:
+    def __init__(self, calibration: PlanCalibration, model: Any, level: float | None,
+                 partner: Any | None = None) -> None:
         self.calibration = calibration
         self.model = model
+        self.partner = partner  # the partner model bound to the plan, or None
         self.level = level
         self.names = list(calibration.leads)
         self.mult = calibration.multipliers(level) if level is not None else None
@@ -244,12 +277,13 @@ class RecordIntervals:
         self.sums = np.zeros((3, k))  # sum y, sum y^2, sum scale^2 (at the model rate)
         self.input_sums = np.zeros((2, len(calibration.plan.inputs)))  # sum x, sum x^2
         self.count = 0
+        self.pair_sums = np.zeros((5, k))  # sum p, p^2, y*p, y, y^2 where both are finite
         self.widths: list[np.ndarray] = []
 
     def chunk(self, record: Any, keep: slice) -> np.ndarray | None:
         """``[12, T]`` half-widths at the record's rate (0 for exact leads; None without a
         level); updates the summaries over the ``keep`` part."""
-        sig, inputs = model_rate_signals(record, self.calibration.plan, self.model)
+        sig, inputs = model_rate_signals(record, self.calibration.plan, self.model, self.names)
         scale = self.calibration.scales(sig, inputs, self.model.fs)
         ratio = self.model.fs / record.fs
         lo, hi = int(round(keep.start * ratio)), int(round(keep.stop * ratio))
@@ -258,6 +292,10 @@ class RecordIntervals:
         x = inputs[:, lo:hi].astype(np.float64)
         self.input_sums += [x.sum(1), (x ** 2).sum(1)]
         self.count += rows.shape[1]
+        if self.partner is not None:
+            p = partner_rows(self.partner, self.calibration.plan, inputs, self.names)[:, lo:hi]
+            self.pair_sums += [p.sum(1), (p ** 2).sum(1), (rows * p).sum(1), rows.sum(1),
+                               (rows ** 2).sum(1)]
         if self.mult is None:
             return None
         half = scale * self.mult[:, None]
@@ -278,7 +316,14 @@ class RecordIntervals:
         rms = np.sqrt(self.sums[2] / n)
         x_mean = self.input_sums[0] / n
         x_std = np.sqrt(np.maximum(self.input_sums[1] / n - x_mean ** 2, 0.0)).mean()
-        r = self.calibration.expected_r(std, rms, np.array([x_std]))
+        agree = None
+        if self.partner is not None:
+            sp, spp, syp, sy, syy = self.pair_sums
+            cov = syp / n - sp * sy / n ** 2
+            with np.errstate(invalid="ignore", divide="ignore"):
+                agree = cov / np.sqrt((spp / n - (sp / n) ** 2) * (syy / n - (sy / n) ** 2))
+            agree = np.nan_to_num(agree)
+        r = self.calibration.expected_r(std, rms, np.array([x_std]), agree)
         out: dict[str, Any] = {"expected_r": {n: round(float(v), 3)
                                               for n, v in zip(self.names, r, strict=True)}}
         if self.level is not None:
@@ -290,7 +335,32 @@ class RecordIntervals:
         return out
 
 
-def record_bounds(record: Any, half: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Lower and upper ``[12, T]`` of a completed record (standard order) from half-widths."""
-    sig = record.in_standard_order().signal
-    return sig - half, sig + half
+def partner_rows(partner: Any, plan: LeadPlan, inputs: np.ndarray,
+                 leads: Sequence[str]) -> np.ndarray:
+    """``[len(leads), T]`` float64: the partner's completed reconstruction of ``leads`` from the
+    model-rate, filtered measured ``inputs`` ``[len(plan.inputs), T]``."""
+    from ecgfill.leads import expand_independent
+
+    y = partner.predict(np.ascontiguousarray(inputs, dtype=np.float32)[None])[0]
+    independent = plan.complete(inputs, dict(zip(partner.output_leads, y, strict=True)))
+    return expand_independent(independent)[[STANDARD_LEADS.index(n) for n in leads]]
+
+
+_PARTNERS: dict[tuple[str, str], Any] = {}
+
+
+def load_partner(calibration: PlanCalibration, model: Any) -> Any | None:
+    """The calibration's partner model bound to its plan (cached), or None: none named, none
+    fitted, the model is its own partner, or the partner is not installed."""
+    name = calibration.partner
+    if not name or calibration.r_coef_partner is None or name == model.name:
+        return None
+    key = (name, calibration.plan.key)
+    if key not in _PARTNERS:
+        from ecgfill.models import load_model
+
+        try:
+            _PARTNERS[key] = load_model(name, threads=1).bind(calibration.plan.measured)
+        except ModelError:
+            _PARTNERS[key] = None
+    return _PARTNERS[key]

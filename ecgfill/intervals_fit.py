@@ -33,6 +33,8 @@ from ecgfill.intervals import (
     FEATURES,
     FORMAT,
     LEVELS,
+    PARTNER,
+    PARTNER_FEATURE,
     R_FEATURES,
     PlanCalibration,
     fit_expected_r,
@@ -164,7 +166,34 @@ def calibrate(name: str, truth: np.ndarray, calib: np.ndarray, test: np.ndarray,
                             for x, run in zip(xs, runs, strict=True)])
     r_cal = np.concatenate([r[run.calib].reshape(-1) for r, run in zip(rs, runs, strict=True)])
     block["expected_r"]["coef"] = fit_expected_r(x_cal, r_cal)
-    return {"block": block, "runs": runs, "xs": xs, "rs": rs, "card": card}
+    fitted = {"block": block, "runs": runs, "xs": xs, "rs": rs, "card": card}
+    partner = _partner(name)
+    if partner is not None:  # the agreement with the linear any-subset baseline
+        xs_p = []
+        for x, run in zip(xs, runs, strict=True):
+            bound = partner.bind(run.plan.measured)
+            other = complete_dataset(bound, run.plan, truth)
+            agree = record_r(run.out12[:, run.rows].astype(np.float64), other[:, run.rows])
+            xs_p.append(np.concatenate([x, np.arctanh(np.clip(agree, -0.999, 0.999))[..., None]],
+                                       axis=-1))
+        x_cal = np.concatenate([x[run.calib].reshape(-1, len(R_FEATURES) + 1)
+                                for x, run in zip(xs_p, runs, strict=True)])
+        block["expected_r"].update(partner=PARTNER, coef_partner=fit_expected_r(x_cal, r_cal),
+                                   features_partner=[*R_FEATURES, PARTNER_FEATURE])
+        fitted["xs_partner"] = xs_p
+    return fitted
+
+
+def _partner(name: str) -> Any | None:
+    """The installed partner (linear any-subset baseline) for ``name``, None for itself."""
+    from ecgfill.errors import ModelError
+
+    if name == PARTNER:
+        return None
+    try:
+        return get_model(PARTNER, ReconstructSettings(model=PARTNER))
+    except ModelError:
+        return None
 
 
 def held_out(name: str, fitted: dict, test: np.ndarray, qrs: np.ndarray) -> dict:
@@ -172,9 +201,14 @@ def held_out(name: str, fitted: dict, test: np.ndarray, qrs: np.ndarray) -> dict
     from scipy.stats import spearmanr
 
     out: dict = {"lead_sets": {}}
-    coef = np.asarray(fitted["block"]["expected_r"]["coef"])
-    pred_all, true_all, within = [], [], []
-    for run, x, r in zip(fitted["runs"], fitted["xs"], fitted["rs"], strict=True):
+    fit = fitted["block"]["expected_r"]
+    with_partner = "xs_partner" in fitted
+    coef = np.asarray(fit["coef_partner"] if with_partner else fit["coef"])
+    xs = fitted["xs_partner"] if with_partner else fitted["xs"]
+    out["expected_r_partner"] = fit.get("partner") if with_partner else None
+    pred_all, true_all, within, plain_all = [], [], [], []
+    plain_coef = np.asarray(fit["coef"])
+    for run, x, r, x0 in zip(fitted["runs"], xs, fitted["rs"], fitted["xs"], strict=True):
         tally = CoverageTally(run.leads, REPORT_LEVELS)
         tally.add(run.truth[test][:, run.rows], run.out12[test][:, run.rows], run.scale[test],
                   [run.cal.multipliers(v) for v in REPORT_LEVELS], qrs[test])
@@ -188,6 +222,7 @@ def held_out(name: str, fitted: dict, test: np.ndarray, qrs: np.ndarray) -> dict
         report["expected_r_spearman_within_lead"] = round(float(np.nanmean(per_lead)), 3)
         out["lead_sets"][run.plan.key] = report
         pred_all.append(pred[keep])
+        plain_all.append(np.tanh(plain_coef[0] + x0[test] @ plain_coef[1:])[keep])
         true_all.append(r[test][keep])
         within.extend(per_lead)
         print(format_report(report, f"{name} {run.plan.key}: held-out half of the validation "
@@ -197,6 +232,8 @@ def held_out(name: str, fitted: dict, test: np.ndarray, qrs: np.ndarray) -> dict
     out["expected_r_spearman"] = round(float(spearmanr(np.concatenate(pred_all),
                                                        np.concatenate(true_all)).statistic), 3)
     out["expected_r_spearman_within_lead"] = round(float(np.nanmean(within)), 3)
+    out["expected_r_spearman_without_partner"] = round(float(spearmanr(
+        np.concatenate(plain_all), np.concatenate(true_all)).statistic), 3)
     return out
 
 
@@ -227,6 +264,9 @@ def calibrate_dataset(dataset: str | Path, names: list[str], split: str = "val",
         block["validation"] = {
             "expected_r_spearman": report["expected_r_spearman"],
             "expected_r_spearman_within_lead": report["expected_r_spearman_within_lead"],
+            "expected_r_spearman_without_partner":
+                report["expected_r_spearman_without_partner"],
+            "expected_r_partner": report["expected_r_partner"],
             "coverage": {key: {lv: {k: v for k, v in b.items() if k != "per_lead"}
                                for lv, b in rep["levels"].items()}
                          for key, rep in report["lead_sets"].items()}}
