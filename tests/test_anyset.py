@@ -241,3 +241,20 @@ def test_evaluate_accepts_what_reconstruct_accepts(anyset_registry: Path, tmp_pa
     eight = CliRunner().invoke(app, ["evaluate", str(tmp_path / "refs"), "--input-leads",
                                      "I,II,V1,V2,V3,V4,V5,V6"])
     assert eight.exit_code == 2 and "nothing to reconstruct" in eight.stderr
+
+
+def test_api_reconstruct_any_lead_set(anyset_registry: Path,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from ecgfill import api
+    from ecgfill.errors import RecordError
+    from ecgfill.leads import STANDARD_LEADS
+    from ecgfill.synth import synthesize
+
+    monkeypatch.setenv("ECGFILL_MODELS", str(anyset_registry))
+    record = synthesize(6.0, 100.0, seed=31).select(["aVF", "V2"])
+    full = api.reconstruct(record)
+    assert full.leads == STANDARD_LEADS and full.model.startswith("test-anyset")
+    assert np.array_equal(full.lead("aVF"), record.lead("aVF"))
+    assert np.abs(full.lead("II") - full.lead("I") / 2 - record.lead("aVF")).max() < 1e-5
+    with pytest.raises(RecordError, match="no model named"):
+        api.reconstruct(record, model="no-such-model")
