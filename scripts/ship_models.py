@@ -71,6 +71,8 @@ def ship(run_dir: Path) -> dict:
         for key in ("lead_sets", "lead_sets_protocol", "evaluation"):
             if key in kept and key not in card:
                 card[key] = kept[key]
+    card["training"]["command"] = train  # no path of the machine that trained it
+    card["training"]["dataset"]["path"] = dataset
     card["recipe"] = {
         "preprocess": PREPROCESS.format(dataset=dataset, highpass=options),
         "train": train,

@@ -104,7 +104,8 @@ def make_card(options: TrainOptions, ds: Dataset, net: Any, config: Any, window:
         "validation": None,
         "training": {
             "command": options.command_line(),
-            "dataset": {"path": str(ds.path), "fingerprint": ds.fingerprint(),
+            # the dataset by name and fingerprint: no path of the machine that trained it
+            "dataset": {"path": ds.path.name, "fingerprint": ds.fingerprint(),
                         "sources": sources, "counts": ds.meta.get("counts")},
             "augment": augment,
             "seed": options.seed,
