@@ -54,11 +54,6 @@ def limb_lead(name: str, lead_i: np.ndarray, lead_ii: np.ndarray) -> np.ndarray:
     return (a * lead_i.astype(np.float64) + b * lead_ii.astype(np.float64)).astype(np.float32)
 
 
-def limb_matrix() -> np.ndarray:
-    """The [6, 2] matrix mapping (I, II) to the six limb leads in standard order."""
-    return np.array([LIMB_FROM_I_II[name] for name in LIMB_LEADS], dtype=np.float64)
-
-
 def expand_independent(independent: np.ndarray) -> np.ndarray:
     """Map [..., 8, T] independent leads (I, II, V1-V6) to [..., 12, T] standard leads."""
     lead_i, lead_ii = independent[..., 0, :], independent[..., 1, :]

@@ -29,8 +29,14 @@ import numpy as np
 
 from ecgfill.errors import ModelError
 from ecgfill.leads import INDEPENDENT_LEADS, LEAD_INDEX, LeadPlan
-from ecgfill.models.base import ReconstructionModel
+from ecgfill.models.base import (
+    ReconstructionModel,
+    check_card_matches,
+    load_checkpoint,
+    make_config,
+)
 from ecgfill.models.family import ModelFamily
+from ecgfill.models.onnx_backend import open_session, session_card
 
 ANY = "any"
 N_LEADS = len(INDEPENDENT_LEADS)
@@ -235,8 +241,6 @@ VALIDATION_SETS: tuple[tuple[str, ...], ...] = (
 
 def build_network(card: Mapping[str, Any]) -> Any:
     """An :class:`AnySetNet` for a card (imports torch)."""
-    from ecgfill.models.base import make_config
-
     config = make_config("anyset", card.get("config") or {})
     norm = card["normalization"]
     stats = dict(zip(norm["leads"], zip(norm["mean"], norm["std"], strict=True), strict=True))
@@ -318,8 +322,6 @@ class AnySetRunner:
             raise ModelError(f"{path}: any-subset model card lacks its covariance")
         self._bound: dict[str, SubsetModel] = {}
         if backend == "onnx":
-            from ecgfill.models.onnx_backend import open_session, session_card
-
             self.session = open_session(path, device, threads)
             session_card(self.session, card, path)
             self.inputs = [i.name for i in self.session.get_inputs()]
@@ -328,8 +330,6 @@ class AnySetRunner:
                                  "model's")
         else:
             import torch
-
-            from ecgfill.models.base import check_card_matches, load_checkpoint
 
             if threads:
                 torch.set_num_threads(int(threads))

@@ -17,7 +17,7 @@ import numpy as np
 from ecgfill.errors import UsageError
 from ecgfill.leads import CHEST_LEADS, INDEPENDENT_LEADS, LEAD_INDEX, STANDARD_LEADS, LeadPlan
 from ecgfill.models import anyset
-from ecgfill.models.base import flops_per_second
+from ecgfill.models.base import flops_per_second, load_checkpoint
 from ecgfill.train.data import BatchSpec, full_batches
 from ecgfill.train.loop import Dist, Trainer, make_card, pearson_per_record
 
@@ -143,8 +143,6 @@ class AnySetTrainer(Trainer):
     def run(self) -> Any:
         last = self.run_dir / "last.pt"
         if self.options.resume and last.is_file():
-            from ecgfill.models.base import load_checkpoint
-
             self.card["covariance"] = load_checkpoint(last)["card"]["covariance"]
         elif not self.closed_form():
             self.fit_linear_path()
