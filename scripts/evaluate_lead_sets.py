@@ -71,6 +71,30 @@ def score(truth: np.ndarray, model_name: str, leads: tuple[str, ...]) -> dict | 
             "r_per_lead": {n: round(float(np.nanmean(r[:, k])), 4) for k, n in enumerate(learned)}}
 
 
+def portable_command(args: argparse.Namespace) -> str:
+    """This script's command line with the dataset as ``data/<name>`` (no machine paths)."""
+    models = " ".join(f"--model {m}" for m in args.model)
+    card = f" --card models/{args.card.name}" if args.card else ""
+    return (f"python scripts/evaluate_lead_sets.py data/{Path(args.dataset).name} --split "
+            f"{args.split} {models} --out results/{args.out.name}{card}")
+
+
+def markdown(results: dict, models: list[str]) -> str:
+    """Lead set x model: mean r [95% CI] (the model ``auto`` chose in brackets)."""
+    lines = ["| lead set | " + " | ".join(models) + " |", "|---|" + "---|" * len(models)]
+    for key, entry in results.items():
+        cells = []
+        for name in models:
+            e = entry.get(name) or {}
+            if e.get("r") is None:
+                cells.append("")
+                continue
+            cell = f"{e['r']:.3f} [{e['ci95'][0]:.3f}, {e['ci95'][1]:.3f}]"
+            cells.append(cell + (f" (`{e['model']}`)" if name in ("auto", "dedicated") else ""))
+        lines.append(f"| {key} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("dataset")
@@ -79,7 +103,12 @@ def main() -> None:
     parser.add_argument("--sets", nargs="*", default=list(GRID))
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--card", type=Path, help="write the first model's grid into this card")
+    parser.add_argument("--markdown", action="store_true",
+                        help="print the results as a Markdown table (lead set x model) and exit")
     args = parser.parse_args()
+    if args.markdown:
+        print(markdown(json.loads(args.out.read_text()), args.model))
+        return
     results: dict = json.loads(args.out.read_text()) if args.out.is_file() else {}
     ds = open_dataset(args.dataset)
     idx = ds.indices(args.split)
@@ -108,7 +137,7 @@ def main() -> None:
         card["lead_sets_protocol"] = (
             f"{args.split} split of {Path(args.dataset).name} (PTB-XL fold 9, validation), "
             "per-record Pearson r over the learned leads, references and outputs 0.5 Hz "
-            "high-passed; command: " + " ".join(sys.argv))
+            "high-passed; command: " + portable_command(args))
         args.card.write_text(json.dumps(card, indent=2, allow_nan=False) + "\n")
 
 
