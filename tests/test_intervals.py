@@ -297,3 +297,22 @@ def test_shipped_model_bands_on_a_real_500_hz_record(shared_data: Path, tmp_path
         cover[level] = inside.mean()
         assert set(lines[0]["expected_r"]) == {"V1", "V2", "V3", "V5", "V6"}
     assert cover["0.95"] > cover["0.5"]
+
+
+@pytest.mark.parametrize("leads", [["II", "V5"], ["I", "V2", "V6"]])  # in its grid; not (fallback)
+def test_shipped_any_subset_model_gives_bands_for_any_lead_set(tmp_path: Path,
+                                                               leads: list[str]) -> None:
+    from ecgfill.models import load_model
+
+    if "intervals" not in load_model("linear-any").card:
+        pytest.skip("the shipped linear-any card has no interval calibration")
+    write_input(tmp_path / "in" / "r", leads, 250.0, 10.0, seed=6)
+    code, lines, stderr = run("reconstruct", str(tmp_path / "in"), str(tmp_path / "out"),
+                              "--model", "linear-any", "--interval", "0.8", "--json")
+    assert code == 0, stderr
+    unsure = set(uncertain_leads(LeadPlan.of(leads)))
+    assert set(lines[0]["expected_r"]) == set(lines[0]["interval"]["median_width_mv"]) == unsure
+    low = read_record(tmp_path / "out" / "r_lower.hea")
+    up = read_record(tmp_path / "out" / "r_upper.hea")
+    for i, name in enumerate(STANDARD_LEADS):
+        assert ((up.signal[i] - low.signal[i]).max() > 0) == (name in unsure)
