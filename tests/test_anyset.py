@@ -93,6 +93,18 @@ def anyset_registry(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.fixture
+def only_test_models(anyset_registry: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The registry holds the test's any-subset models only (no shipped models)."""
+    import ecgfill.models.registry as registry
+    import ecgfill.reconstruct as reconstruct
+
+    monkeypatch.setattr(registry, "model_dirs", lambda: [anyset_registry])
+    monkeypatch.setattr(reconstruct, "_AUTO_CHOICE", {})
+    monkeypatch.setattr(reconstruct, "_MODEL_CACHE", {})
+    return anyset_registry
+
+
 @pytest.mark.parametrize("backend", ["onnx", "torch"])
 def test_loaded_anyset_binds_any_lead_set(anyset_registry: Path, backend: str,
                                           monkeypatch: pytest.MonkeyPatch) -> None:
@@ -169,8 +181,7 @@ LAYOUTS = {
 }
 
 
-def test_reconstruct_auto_serves_any_lead_set(anyset_registry: Path, tmp_path: Path,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_reconstruct_auto_serves_any_lead_set(only_test_models: Path, tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
     from ecgfill.cli import app
@@ -178,7 +189,6 @@ def test_reconstruct_auto_serves_any_lead_set(anyset_registry: Path, tmp_path: P
     from ecgfill.leads import STANDARD_LEADS
     from ecgfill.synth import synthesize
 
-    monkeypatch.setenv("ECGFILL_MODELS", str(anyset_registry))
     truth = synthesize(10.0, 100.0, seed=4)
     src = tmp_path / "in"
     for name, leads in LAYOUTS.items():
@@ -219,15 +229,13 @@ def test_reconstruct_refuses_a_record_without_standard_leads(tmp_path: Path) -> 
     assert bad.exit_code == 2 and "--map" in bad.stderr
 
 
-def test_evaluate_accepts_what_reconstruct_accepts(anyset_registry: Path, tmp_path: Path,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_evaluate_accepts_what_reconstruct_accepts(only_test_models: Path, tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
     from ecgfill.cli import app
     from ecgfill.io import write_record
     from ecgfill.synth import synthesize
 
-    monkeypatch.setenv("ECGFILL_MODELS", str(anyset_registry))
     for k in range(3):
         write_record(synthesize(8.0, 100.0, seed=20 + k), tmp_path / "refs" / f"r{k}")
     result = CliRunner().invoke(app, ["evaluate", str(tmp_path / "refs"), "--model", "auto",
@@ -243,14 +251,12 @@ def test_evaluate_accepts_what_reconstruct_accepts(anyset_registry: Path, tmp_pa
     assert eight.exit_code == 2 and "nothing to reconstruct" in eight.stderr
 
 
-def test_api_reconstruct_any_lead_set(anyset_registry: Path,
-                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_api_reconstruct_any_lead_set(only_test_models: Path) -> None:
     from ecgfill import api
     from ecgfill.errors import RecordError
     from ecgfill.leads import STANDARD_LEADS
     from ecgfill.synth import synthesize
 
-    monkeypatch.setenv("ECGFILL_MODELS", str(anyset_registry))
     record = synthesize(6.0, 100.0, seed=31).select(["aVF", "V2"])
     full = api.reconstruct(record)
     assert full.leads == STANDARD_LEADS and full.model.startswith("test-anyset")

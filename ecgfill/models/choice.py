@@ -5,7 +5,8 @@ chest leads measured, its limb leads measured or derivable); an any-subset model
 record. Each candidate's figure is its validation Pearson r over the leads the record lacks:
 for a dedicated model, its card's per-lead figures on those leads; for an any-subset model, its
 card's grid entry for the record's lead set (or, for a set outside the grid, the best entry of a
-set the record contains: a lower bound, since the model then also uses the extra leads). The
+set the record contains: a lower bound, since the model then also uses the extra leads; with
+none, its worst grid figure). The
 best figure wins; figures within :data:`TIE` of the best count as a tie, broken by using more of
 the measured leads, then a learned network over a linear one, then the figure itself.
 """
@@ -81,10 +82,12 @@ def figure_for(card: Mapping[str, Any], plan: LeadPlan) -> tuple[float, str, tup
         fed = [(r, key) for key, entry in figures.items()
                if plan.can_feed(LeadPlan.of(key.split(",")).inputs)
                and (r := _mean_over(entry, plan.predicted)) is not None]
-        if not fed:
-            return None
-        r, key = max(fed)
-        return r, key, plan.inputs
+        if fed:
+            r, key = max(fed)
+            return r, key, plan.inputs
+        # no grid set inside the record's: the model still serves it; its worst figure
+        values = [(r, key) for key, entry in figures.items() if (r := entry.get("r")) is not None]
+        return (min(values)[0], min(values)[1], plan.inputs) if values else None
     if not plan.can_feed(card["input_leads"]):
         return None
     own = LeadPlan.of(card["input_leads"])
