@@ -234,6 +234,7 @@ def _stop_workers(pool: Any, jobs: list[Job]) -> None:
     """End every worker (SIGTERM, then SIGKILL after a grace period) and remove temporaries a
     killed worker could not (``.<name>.tmp-<pid>`` beside the outputs)."""
     processes = list(getattr(pool, "_processes", {}).values())
+    _quiet_cancelled_futures()
     with stop_signals_handled(signal.SIG_IGN):  # a second Ctrl-C must not leave them running
         for proc in processes:
             if proc.is_alive():
@@ -250,6 +251,22 @@ def _stop_workers(pool: Any, jobs: list[Job]) -> None:
         for pid in pids:
             for temp in folder.glob(f".*.tmp-{pid}"):
                 temp.unlink(missing_ok=True)
+
+
+def _quiet_cancelled_futures() -> None:
+    """From now on, ignore the InvalidStateError the executor's management thread raises when
+    killed workers leave it setting results on futures we cancelled (a CPython race); it would
+    print a traceback after the one-line "interrupted". Other thread errors still print."""
+    import threading
+    from concurrent.futures import InvalidStateError
+
+    previous = threading.excepthook
+
+    def hook(args: threading.ExceptHookArgs) -> None:
+        if not isinstance(args.exc_value, InvalidStateError):
+            previous(args)
+
+    threading.excepthook = hook
 
 
 def _report(outcome: Outcome, summary: Summary, json_output: bool) -> None:
