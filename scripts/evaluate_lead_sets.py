@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ecgfill.evaluate.metrics import summarize
+from ecgfill.evaluate.metrics import signal_metrics, summarize
 from ecgfill.leads import INDEPENDENT_LEADS, STANDARD_LEADS, LeadPlan
 from ecgfill.reconstruct import ReconstructSettings, choose_model
 from ecgfill.train.data import open_dataset
@@ -60,14 +60,14 @@ def score(truth: np.ndarray, model_name: str, leads: tuple[str, ...]) -> dict | 
     cols = [INDEPENDENT_LEADS.index(n) for n in learned]
     y = independent[:, cols]
     t = truth[:, [STANDARD_LEADS.index(n) for n in learned]].astype(np.float64)
-    yc, tc = y - y.mean(-1, keepdims=True), t - t.mean(-1, keepdims=True)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        r = (yc * tc).sum(-1) / np.sqrt((yc ** 2).sum(-1) * (tc ** 2).sum(-1))  # [N, leads]
+    flat_shape = (-1, t.shape[-1])  # every (record, lead) row through the one metric definition
+    metrics = signal_metrics(t.reshape(flat_shape), y.reshape(flat_shape), model.fs)
+    r = metrics["pearson_r"].reshape(t.shape[:2])  # [N, leads]
     per_record = np.nanmean(r, axis=1)
     stats = summarize(per_record, n_boot=N_BOOT)
     return {"model": model.name, "uses": list(model.input_leads), "r": round(stats["mean"], 4),
             "ci95": [round(x, 4) for x in stats["ci95"]],
-            "mae_mv": round(float(np.abs(y - t).mean()), 4), "records": int(stats["n"]),
+            "mae_mv": round(float(metrics["mae_mv"].mean()), 4), "records": int(stats["n"]),
             "r_per_lead": {n: round(float(np.nanmean(r[:, k])), 4) for k, n in enumerate(learned)}}
 
 
