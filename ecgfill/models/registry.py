@@ -150,8 +150,10 @@ def load_model(
     card, weights, backend = _resolve(name_or_path, backend)
     if card is not None:
         verify_sha256(card, weights)
-    if (card or _embedded_card(weights, backend)).get("input_leads") == "any":
-        return AnySetRunner(card or _embedded_card(weights, backend), weights, backend,  # type: ignore[return-value]
+    if card is None:  # a bare weight file: its embedded card, read once
+        card = _embedded_card(weights, backend)
+    if card.get("input_leads") == "any":
+        return AnySetRunner(card, weights, backend,  # type: ignore[return-value]
                             device=device, threads=threads)
     if backend == "onnx":
         return OnnxModel(card, weights, device=device, threads=threads)
