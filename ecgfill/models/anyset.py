@@ -314,8 +314,7 @@ class AnySetRunner:
         self.input_filters: dict[str, Any] = dict(card.get("input_filters") or {})
         self.path = path
         self.backend = backend
-        self.config = AnySetConfig(**{k: tuple(v) if isinstance(v, list) else v
-                                      for k, v in (card.get("config") or {}).items()})
+        self.config = make_config("anyset", card.get("config") or {})
         self.lag = lag_samples(self.config, float(card["fs"]))
         self.covariance = card.get("covariance")
         if not isinstance(self.covariance, dict) or "cov" not in self.covariance:
