@@ -35,10 +35,9 @@ from ecgfill.models.base import (
     load_checkpoint,
     make_config,
 )
-from ecgfill.models.family import ModelFamily
+from ecgfill.models.family import ANY, ModelFamily
 from ecgfill.models.onnx_backend import open_session, session_card
 
-ANY = "any"
 N_LEADS = len(INDEPENDENT_LEADS)
 PLAN_INPUTS: tuple[str, ...] = ("x", "weight", "bias", "null", "mask")
 

@@ -21,8 +21,8 @@ import numpy as np
 
 from ecgfill.errors import ModelError
 from ecgfill.leads import LeadPlan
+from ecgfill.models.family import ANY
 
-ANY = "any"
 TIE = 0.005
 
 
@@ -109,7 +109,7 @@ def choose(plan: LeadPlan, cards: Sequence[Mapping[str, Any]]) -> Choice:
         if found is not None:
             candidates.append((found, card))
     if not candidates:
-        served = sorted({"any" if is_any_subset(c) else ",".join(c["input_leads"]) for c in cards})
+        served = sorted({ANY if is_any_subset(c) else ",".join(c["input_leads"]) for c in cards})
         raise ModelError(f"no installed model serves leads {','.join(plan.measured)} (models take: "
                          f"{'; '.join(served) or 'none installed'})")
     best = max(found[0] for found, _ in candidates)

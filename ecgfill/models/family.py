@@ -17,6 +17,7 @@ from typing import Any
 from ecgfill.errors import ModelError
 
 FAMILIES: tuple[str, ...] = ("linear", "unet", "vae", "anyset")
+ANY = "any"  # a card's input_leads when one model serves every lead set
 LOSS_TERMS: tuple[str, ...] = ("physics", "kl")
 
 

@@ -25,6 +25,7 @@ from ecgfill.models.base import (
     read_card,
     verify_sha256,
 )
+from ecgfill.models.choice import is_any_subset
 from ecgfill.models.onnx_backend import OnnxModel, open_session, session_card
 
 
@@ -152,7 +153,7 @@ def load_model(
         verify_sha256(card, weights)
     if card is None:  # a bare weight file: its embedded card, read once
         card = _embedded_card(weights, backend)
-    if card.get("input_leads") == "any":
+    if is_any_subset(card):
         return AnySetRunner(card, weights, backend,  # type: ignore[return-value]
                             device=device, threads=threads)
     if backend == "onnx":
