@@ -4,25 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from ecgfill.batch import Job, Outcome
 from ecgfill.errors import RecordError
 from ecgfill.io import read_record, write_record
-from ecgfill.record import ECGRecord
-
-
-def require_usable(record: ECGRecord, dead_ok: bool = False) -> None:
-    """Refuse a single-sample record, and (unless ``dead_ok``) one with a lead that holds no
-    finite sample. ``reconstruct`` passes ``dead_ok``: it serves a record with dead leads from
-    the others (:func:`ecgfill.reconstruct.plan_record`) and refuses it only when none is left."""
-    if record.n_samples < 2:
-        raise RecordError(record.source or "?", "record has a single sample; nothing to process")
-    if dead_ok:
-        return
-    for name, row in zip(record.leads, record.signal, strict=True):
-        if not np.isfinite(row).any():
-            raise RecordError(record.source or "?", f"lead {name} has no finite samples (all NaN)")
+from ecgfill.record import ECGRecord, require_usable
 
 
 def derive_limb_leads(record: ECGRecord) -> ECGRecord:

@@ -17,7 +17,7 @@ from ecgfill.blend import SeamBlender, chunk_windows
 from ecgfill.errors import ModelError, RecordError
 from ecgfill.leads import INDEPENDENT_LEADS, LIMB_LEADS, STANDARD_LEADS, LeadPlan
 from ecgfill.models.choice import Choice
-from ecgfill.record import ECGRecord
+from ecgfill.record import ECGRecord, require_usable
 
 if TYPE_CHECKING:
     from ecgfill.calibrate import Calibration
@@ -445,7 +445,6 @@ def reconstruct_job(settings: ReconstructSettings, job: Job) -> Outcome:
     durations and times in seconds of the record."""
     import time
 
-    from ecgfill.api import require_usable
     from ecgfill.bands import Bands
     from ecgfill.calibrate import job_calibration
     from ecgfill.io import open_record, open_writer

@@ -8,6 +8,7 @@ from typing import Literal
 
 import numpy as np
 
+from ecgfill.errors import RecordError
 from ecgfill.leads import LEAD_INDEX, LIMB_LEADS, STANDARD_LEADS, i_ii_from_limb, limb_lead
 
 Origin = Literal["measured", "derived", "reconstructed"]
@@ -115,3 +116,15 @@ class ECGRecord:
             comments=list(self.comments),
         )
 
+
+def require_usable(record: ECGRecord, dead_ok: bool = False) -> None:
+    """Refuse a single-sample record, and (unless ``dead_ok``) one with a lead that holds no
+    finite sample. ``reconstruct`` passes ``dead_ok``: it serves a record with dead leads from
+    the others (:func:`ecgfill.reconstruct.plan_record`) and refuses it only when none is left."""
+    if record.n_samples < 2:
+        raise RecordError(record.source or "?", "record has a single sample; nothing to process")
+    if dead_ok:
+        return
+    for name, row in zip(record.leads, record.signal, strict=True):
+        if not np.isfinite(row).any():
+            raise RecordError(record.source or "?", f"lead {name} has no finite samples (all NaN)")

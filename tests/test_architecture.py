@@ -20,10 +20,8 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "ecgfill"
 MAX_LINES = 600
-# Cycles closed only by function-local imports, left until their files can change: api.py
-# imports reconstruct.py (lazily) and reconstruct.py imports api.require_usable (lazily); moving
-# require_usable below both (e.g. into ecgfill/record.py) makes it one way.
-KNOWN_LAZY_CYCLES: list[list[str]] = [["ecgfill.api", "ecgfill.reconstruct"]]
+# Cycles closed only by function-local imports, left until their files can change (none now).
+KNOWN_LAZY_CYCLES: list[list[str]] = []
 
 
 @dataclass
