@@ -28,4 +28,4 @@ class ModelError(EcgfillError):
 
 
 class UsageError(EcgfillError):
-    """Bad command-line arguments (exit code 2)."""
+    """Bad arguments: on the command line (exit code 2) or to an :mod:`ecgfill.api` function."""

@@ -378,11 +378,11 @@ def test_command_exit_codes(tmp_path: Path, refs: Path, reconstructed: Path) -> 
 def test_command_model_mode_with_compare(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, refs: Path, truths: list[ECGRecord]
 ) -> None:
-    import ecgfill.commands.evaluate as command
+    import ecgfill.api as api
 
     models = {"good": OracleModel(truths, INPUTS, noise=0.01, name="good"),
               "bad": OracleModel(truths, INPUTS, scale=0.5, noise=0.05, name="bad")}
-    monkeypatch.setattr(command, "_load", lambda name, leads, *_: models[name])
+    monkeypatch.setattr(api, "_load", lambda name, leads, *_: models[name])
     code, report, err = run(str(refs), "--model", "good", "--compare", "bad", "--json",
                             "--bootstrap", "50", "--no-features", "--plot-worst", "0")
     assert code == 0, err

@@ -83,12 +83,9 @@ def parse_leads(text: str | None, option: str = "--leads") -> tuple[str, ...] | 
     """``--leads I,II,V4`` into canonical names (aliases accepted); UsageError names ``option``."""
     if text is None:
         return None
-    from ecgfill.io.names import parse_lead_list
+    from ecgfill.api import lead_names
 
-    try:
-        return parse_lead_list(text)
-    except ValueError as exc:
-        raise UsageError(f"{option}: {exc}") from None
+    return lead_names(text, option)
 
 
 def parse_shard(text: str | None) -> tuple[int, int] | None:

@@ -91,9 +91,10 @@ def command(
     ),
 ) -> None:
     from ecgfill import console
+    from ecgfill.api import evaluate, evaluation_models
     from ecgfill.errors import EcgfillError, UsageError
     from ecgfill.evaluate.report import build_report, print_report
-    from ecgfill.evaluate.run import EvaluateOptions, evaluate_folders, evaluate_models
+    from ecgfill.evaluate.run import EvaluateOptions
 
     if backend not in {"onnx", "torch"}:
         raise UsageError(f"--backend must be onnx or torch, not {backend!r}")
@@ -112,7 +113,7 @@ def command(
 
         conflicts = [flag for flag, value in (("--reconstructed", reconstructed), ("--compare",
                      compare), ("--diagnostic", diagnostic)) if value]
-        primary_model = _load_models(model, input_leads, None, backend, device)[0][0]
+        primary_model = evaluation_models(model, input_leads, None, backend, device)[0][0]
         calibration_command(calibration, references, primary_model, split, bootstrap, seed,
                             limit, json_output, conflicts)
         return
@@ -134,22 +135,16 @@ def command(
             keep_names=keep_names if plot_dir else frozenset(), progress=advance,
             observe=collector.observe if collector else None,
         )
-        if reconstructed is not None:
-            given = [flag for flag, value in (("--model", model), ("--input-leads", input_leads),
-                                              ("--compare", compare), ("--split", split)) if value]
-            if given:
-                raise UsageError(f"{', '.join(given)} cannot be used with --reconstructed")
-            evaluations = [evaluate_folders(references, reconstructed, options)]
-        else:
-            models, leads = _load_models(model, input_leads, compare, backend, device)
-            evaluations = evaluate_models(references, models, options, split=split,
-                                          input_leads=leads)
+        evaluations = evaluate(references, model, input_leads=input_leads, compare=compare,
+                               reconstructed=reconstructed, split=split, backend=backend,
+                               device=device, options=options)
     primary = evaluations[0]
     report = build_report(primary, n_boot=bootstrap, seed=seed,
                           compare=evaluations[1] if len(evaluations) > 1 else None)
     if interval is not None:
         from ecgfill.evaluate.coverage import print_interval
 
+        models, leads = evaluation_models(model, input_leads, None, backend, device)  # cached
         report["interval"] = print_interval(references, models[0], leads, split, interval, limit)
     diagnostic_sets = collector.results() if collector is not None else []
     if diagnostic_sets:
@@ -217,45 +212,3 @@ def _diagnostic_collector(
     except ModelError as exc:
         raise UsageError(f"--classifier: {exc}") from None
     return DiagnosticCollector(loaded, load_superclass_labels(labels), n_models=n_models)
-
-
-def _load_models(
-    model: str | None, input_leads: str | None, compare: str | None, backend: str, device: str
-) -> tuple[list[Any], tuple[str, ...]]:
-    """The model to evaluate (and the one to compare with), each bound to --input-leads by
-    the same choice ``ecgfill reconstruct`` makes; and the input leads."""
-    from ecgfill.commands._batch import parse_leads
-    from ecgfill.leads import LEAD_INDEX
-
-    leads = parse_leads(input_leads, "--input-leads")
-    if leads is not None:
-        leads = tuple(sorted(leads, key=LEAD_INDEX.__getitem__))  # standard order
-    primary = _load(model or "auto", leads, backend, device, "--model")
-    if leads is None:
-        leads = tuple(primary.input_leads)
-    models = [primary]
-    if compare is not None:
-        models.append(_load(compare, leads, backend, device, "--compare"))
-    return models, leads
-
-
-def _load(name: str, leads: tuple[str, ...] | None, backend: str, device: str, flag: str) -> Any:
-    from ecgfill.errors import ModelError, UsageError
-    from ecgfill.reconstruct import ReconstructSettings, choose_model, get_model
-
-    settings = ReconstructSettings(model=name, backend=backend, device=device)
-    try:
-        if leads is None:
-            if name == "auto":
-                raise UsageError(f"{flag} auto needs --input-leads (e.g. --input-leads I,II,V4)")
-            loaded = get_model(name, settings)
-            if loaded.input_leads == "any":
-                raise UsageError(f"{flag}: {loaded.name} serves any lead set; give --input-leads")
-            return loaded
-        loaded, choice = choose_model(leads, settings)
-    except ModelError as exc:
-        raise UsageError(f"{flag}: {exc}") from None
-    if loaded is None:
-        raise UsageError(f"{flag}: --input-leads {','.join(leads)} give all 12 leads; nothing "
-                         "to reconstruct")
-    return loaded
