@@ -19,8 +19,6 @@ Inputs = Annotated[
 OutputDir = Annotated[Path, typer.Argument(help="Output directory; mirrors the input tree.")]
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Redo records whose output exists.")]
 OutputFormat = Annotated[str, typer.Option("--format", help="Output format: wfdb or edf.")]
-Workers = Annotated[int, typer.Option("--workers", "-j", min=1, help="Parallel worker processes.")]
-JsonOutput = Annotated[bool, typer.Option("--json", help="One JSON object per record on stdout.")]
 
 
 def run_file_batch(

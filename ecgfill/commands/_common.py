@@ -1,10 +1,11 @@
-"""What every command shares: turning library errors into one line and an exit code."""
+"""What every command shares: the options several commands take (declared once here, the
+same flag and help everywhere) and turning library errors into one line and an exit code."""
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 
@@ -12,6 +13,21 @@ from ecgfill.console import EXIT_FAILED, EXIT_USAGE, error
 from ecgfill.errors import EcgfillError, UsageError
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+JsonOutput = Annotated[bool, typer.Option(
+    "--json", help="Print JSON on stdout (one object per record, model or run); human text "
+    "stays on stderr.")]
+Workers = Annotated[int, typer.Option("--workers", "-j", min=1, help="Parallel worker processes.")]
+Device = Annotated[str, typer.Option("--device", help="cpu or cuda.")]
+Backend = Annotated[str, typer.Option("--backend", help="onnx (CPU default) or torch.")]
+
+
+def check_backend(backend: str, device: str) -> None:
+    """Refuse an unknown ``--backend`` or ``--device`` (UsageError, exit 2)."""
+    if backend not in {"onnx", "torch"}:
+        raise UsageError(f"--backend must be onnx or torch, not {backend!r}")
+    if device not in {"cpu", "cuda"}:
+        raise UsageError(f"--device must be cpu or cuda, not {device!r}")
 
 
 def handle_errors(func: F) -> F:

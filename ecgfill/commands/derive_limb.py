@@ -2,16 +2,8 @@
 
 from __future__ import annotations
 
-from ecgfill.commands._batch import (
-    Inputs,
-    JsonOutput,
-    OutputDir,
-    OutputFormat,
-    Overwrite,
-    Workers,
-    run_file_batch,
-)
-from ecgfill.commands._common import handle_errors
+from ecgfill.commands._batch import Inputs, OutputDir, OutputFormat, Overwrite, run_file_batch
+from ecgfill.commands._common import JsonOutput, Workers, handle_errors
 
 NAME = "derive-limb"
 HELP = (

@@ -7,7 +7,7 @@ from typing import Any
 
 import typer
 
-from ecgfill.commands._common import handle_errors
+from ecgfill.commands._common import Backend, Device, JsonOutput, check_backend, handle_errors
 
 NAME = "evaluate"
 HELP = (
@@ -41,7 +41,7 @@ def command(
         None, "--compare", help="A second model (name or path) run on the same records; the "
         "report adds paired differences (Wilcoxon p, Cohen's d, bootstrap CI).",
     ),
-    json_output: bool = typer.Option(False, "--json", help="Print the report as JSON on stdout."),
+    json_output: JsonOutput = False,
     csv_path: Path = typer.Option(
         None, "--csv", help="Write one row per record and scored lead to this CSV file."
     ),
@@ -64,8 +64,8 @@ def command(
     ),
     seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap (reports are reproducible)."),
     limit: int = typer.Option(None, "--limit", min=1, help="Evaluate at most this many records."),
-    backend: str = typer.Option("onnx", "--backend", help="onnx (CPU default) or torch."),
-    device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+    backend: Backend = "onnx",
+    device: Device = "cpu",
     diagnostic: bool = typer.Option(
         False, "--diagnostic", help="Also score diagnosis: the shipped 12-lead classifier's AUROC "
         "(NORM, MI, STTC, CD, HYP) on real, reconstructed and input-only records (other leads "
@@ -96,10 +96,7 @@ def command(
     from ecgfill.evaluate.report import build_report, print_report
     from ecgfill.evaluate.run import EvaluateOptions
 
-    if backend not in {"onnx", "torch"}:
-        raise UsageError(f"--backend must be onnx or torch, not {backend!r}")
-    if device not in {"cpu", "cuda"}:
-        raise UsageError(f"--device must be cpu or cuda, not {device!r}")
+    check_backend(backend, device)
     if split is not None and split not in SPLITS:
         raise UsageError(f"--split must be one of {', '.join(SPLITS)}, not {split!r}")
     if reconstructed is None or diagnostic:  # a model or the classifier will run: fail early

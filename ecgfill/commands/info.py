@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from ecgfill import console
-from ecgfill.commands._common import handle_errors
+from ecgfill.commands._common import JsonOutput, handle_errors
 from ecgfill.errors import RecordError
 
 NAME = "info"
@@ -21,8 +21,7 @@ HELP = (
 def command(
     records: Annotated[list[str], typer.Argument(
         help="Record files, directories (recursive), globs, or '-' for paths on stdin.")],
-    json_output: Annotated[bool, typer.Option(
-        "--json", help="One JSON object per record on stdout.")] = False,
+    json_output: JsonOutput = False,
 ) -> None:
     from ecgfill.api import describe_record
     from ecgfill.io.discover import find_records

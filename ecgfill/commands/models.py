@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from ecgfill import console
-from ecgfill.commands._batch import JsonOutput
-from ecgfill.commands._common import handle_errors
+from ecgfill.commands._common import JsonOutput, handle_errors
 from ecgfill.errors import EcgfillError
 
 NAME = "models"

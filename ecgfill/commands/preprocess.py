@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from ecgfill import console
-from ecgfill.commands._common import handle_errors
+from ecgfill.commands._common import JsonOutput, Workers, handle_errors
 from ecgfill.errors import UsageError
 
 NAME = "preprocess"
@@ -36,7 +36,7 @@ def command(
     train_folds: str = typer.Option("1-8", "--train-folds", help="strat_fold values for train."),
     val_folds: str = typer.Option("9", "--val-folds", help="strat_fold values for validation."),
     test_folds: str = typer.Option("10", "--test-folds", help="strat_fold values for test."),
-    workers: int = typer.Option(1, "--workers", "-j", min=1, help="Parallel worker processes."),
+    workers: Workers = 1,
     highpass: float = typer.Option(
         None, "--highpass", help="Baseline-wander high-pass cutoff in Hz (e.g. 0.5); recorded "
         "in dataset.json so inference applies the same.",
@@ -45,7 +45,7 @@ def command(
         "polyphase", "--resample", help="Resampling method: polyphase or fourier."
     ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing dataset."),
-    json_output: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
+    json_output: JsonOutput = False,
 ) -> None:
     from ecgfill.preprocess import FoldSplits, PreprocessConfig, parse_folds, preprocess
 

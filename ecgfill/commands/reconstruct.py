@@ -6,8 +6,8 @@ from pathlib import Path
 
 import typer
 
-from ecgfill.commands._batch import Inputs, JsonOutput, OutputDir, OutputFormat, Overwrite, Workers
-from ecgfill.commands._common import handle_errors
+from ecgfill.commands._batch import Inputs, OutputDir, OutputFormat, Overwrite
+from ecgfill.commands._common import Backend, Device, JsonOutput, Workers, check_backend, handle_errors
 
 NAME = "reconstruct"
 HELP = (
@@ -32,8 +32,8 @@ def command(
         None, "--map", help="Name device channels as standard leads, e.g. ECG1=II,ECG2=V5."
     ),
     force: bool = typer.Option(False, "--force", help="Reconstruct even records that have 12 leads."),
-    backend: str = typer.Option("onnx", "--backend", help="onnx (CPU default) or torch."),
-    device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+    backend: Backend = "onnx",
+    device: Device = "cpu",
     threads: int = typer.Option(None, "--threads", min=1, help="Inference threads per worker."),
     workers: Workers = 1,
     shard: str = typer.Option(
@@ -63,13 +63,9 @@ def command(
     from ecgfill.calibrate import calibration_options
     from ecgfill.commands._batch import parse_leads, parse_shard, run_file_batch
     from ecgfill.commands.plot import with_plot
-    from ecgfill.errors import UsageError
     from ecgfill.reconstruct import ReconstructSettings, check_setup, reconstruct_job
 
-    if backend not in {"onnx", "torch"}:
-        raise UsageError(f"--backend must be onnx or torch, not {backend!r}")
-    if device not in {"cpu", "cuda"}:
-        raise UsageError(f"--device must be cpu or cuda, not {device!r}")
+    check_backend(backend, device)
     if threads is None and workers > 1:
         import os
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from ecgfill.commands._common import handle_errors
+from ecgfill.commands._common import Device, JsonOutput, handle_errors
 from ecgfill.console import emit_json, info
 from ecgfill.errors import UsageError
 
@@ -14,7 +14,8 @@ NAME = "train"
 HELP = (
     "Train a reconstruction model (linear, unet, vae) on a preprocessed dataset. Checkpoints "
     "(last.pt, best.pt), metrics.jsonl and, with --export-onnx, <name>.onnx/.pt/.json go to "
-    "RUN_DIR. Multi-GPU: torchrun --nproc_per_node N -m ecgfill train ..."
+    "RUN_DIR. On CUDA (--device cuda) with mixed precision (AMP); multi-GPU: torchrun "
+    "--nproc_per_node N -m ecgfill train ..."
 )
 
 
@@ -36,7 +37,7 @@ def command(
     ),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in RUN_DIR."),
     seed: int = typer.Option(0, "--seed", help="Random seed (data order, augmentation, init)."),
-    device: str = typer.Option("cpu", "--device", help="cpu or cuda (AMP on CUDA)."),
+    device: Device = "cpu",
     export_onnx: bool = typer.Option(
         False, "--export-onnx", help="Write <name>.onnx, <name>.pt and the card <name>.json."
     ),
@@ -61,7 +62,7 @@ def command(
     set_options: list[str] = typer.Option(
         None, "--set", help="Model hyper-parameter KEY=VALUE, repeatable (e.g. channels=16,32,64)."
     ),
-    json_output: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
+    json_output: JsonOutput = False,
 ) -> None:
     from ecgfill.io.names import parse_lead_list
     from ecgfill.train import TrainOptions, train
