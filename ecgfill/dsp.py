@@ -278,11 +278,34 @@ def highpass(
     point-symmetrically (drift continues smoothly) by 3 / cutoff seconds, at most the signal
     length minus one, so the start-up transient stays out of the signal.
     """
+    return _butterworth(x, fs, cutoff_hz, order, axis, high=True)
+
+
+def lowpass(
+    x: np.ndarray, fs: float, cutoff_hz: float, order: int = 4, axis: int = -1
+) -> np.ndarray:
+    """Zero-phase Butterworth low-pass (as :func:`highpass`, the complementary response)."""
+    return _butterworth(x, fs, cutoff_hz, order, axis, high=False)
+
+
+def bandpass(
+    x: np.ndarray, fs: float, low_hz: float, high_hz: float, order: int = 4, axis: int = -1
+) -> np.ndarray:
+    """Zero-phase Butterworth band-pass: :func:`highpass` at ``low_hz`` then :func:`lowpass` at
+    ``high_hz`` (skipped when ``high_hz`` reaches Nyquist)."""
+    out = highpass(x, fs, low_hz, order=order, axis=axis)
+    return lowpass(out, fs, high_hz, order=order, axis=axis) if high_hz < fs / 2 else out
+
+
+def _butterworth(
+    x: np.ndarray, fs: float, cutoff_hz: float, order: int, axis: int, high: bool
+) -> np.ndarray:
     fs = _check_rate(fs, "fs")
+    kind = "high" if high else "low"
     if not 0 < cutoff_hz < fs / 2:
-        raise ValueError(f"high-pass cutoff {cutoff_hz} Hz must lie between 0 and {fs / 2} Hz")
+        raise ValueError(f"{kind}-pass cutoff {cutoff_hz} Hz must lie between 0 and {fs / 2} Hz")
     if order < 1:
-        raise ValueError(f"high-pass order must be >= 1, not {order}")
+        raise ValueError(f"{kind}-pass order must be >= 1, not {order}")
     data = np.moveaxis(np.asarray(x, dtype=np.float64), axis, -1)
     n = data.shape[-1]
     if n < 2:
@@ -296,8 +319,13 @@ def highpass(
     start = padlen + hold
     nfft = 1 << (extended.shape[-1] - 1).bit_length()
     warped = np.tan(np.pi * np.fft.rfftfreq(nfft))  # tan(omega / 2): the bilinear frequency map
-    ratio = (np.tan(np.pi * cutoff_hz / fs) / np.where(warped > 0, warped, 1.0)) ** (2 * order)
-    gain = np.where(warped > 0, 1.0 / (1.0 + ratio), 0.0)  # |H|^2 of the Butterworth high-pass
+    edge = np.tan(np.pi * cutoff_hz / fs)
+    if high:  # |H|^2 of the Butterworth high-pass
+        ratio = (edge / np.where(warped > 0, warped, 1.0)) ** (2 * order)
+        gain = np.where(warped > 0, 1.0 / (1.0 + ratio), 0.0)
+    else:  # |H|^2 of the low-pass; tan is infinite at Nyquist, where the gain is 0
+        with np.errstate(over="ignore"):
+            gain = 1.0 / (1.0 + (warped / edge) ** (2 * order))
     out = np.fft.irfft(np.fft.rfft(extended, nfft) * gain, nfft)[..., start : start + n]
     return np.moveaxis(out, -1, axis).astype(np.float32)
 

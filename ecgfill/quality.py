@@ -35,7 +35,11 @@ CLIP_EXCURSION = 0.25  # the extreme lies at least this share of the range from 
 CLIP_MIN_LEVEL_MV = 1.0  # and at least this far: no recorder's limit lies closer to the baseline
 CLIP_EDGE_SECONDS = 0.5  # left out at both ends, where recorders often hold the last value
 MIN_SECONDS = 2.0  # shorter records may not hold two heartbeats
-FS_FACTOR = 2.0  # a record rate beyond this factor from the model's is worth a warning
+FS_FACTOR = 2.0  # a record rate below the model's by this factor is worth a warning
+# Measured leads carrying band (up to the diagnostic 150 Hz) beyond this factor of the top of
+# the reconstructed band are worth a warning.
+BAND_FACTOR = 1.5
+DIAGNOSTIC_TOP_HZ = 150.0
 
 
 def is_flat(row: np.ndarray) -> bool:
@@ -138,9 +142,10 @@ class QualityScan:
                        else "")
 
     def clinical_warnings(self, model_fs: float | None = None,
-                          leads: tuple[str, ...] | None = None) -> list[str]:
+                          leads: tuple[str, ...] | None = None,
+                          top_hz: float | None = None) -> list[str]:
         """The clinical warnings (:func:`clinical_warnings`) for the whole record; ``leads``:
-        only about these."""
+        only about these; ``top_hz``: the top of the band reconstructed leads carry."""
         out: list[str] = []
         seconds = self.n_samples / self.fs
         if seconds < MIN_SECONDS:
@@ -169,7 +174,7 @@ class QualityScan:
                            "beyond what a heart produces (wrong units in the file, or an "
                            "artefact?)")
         if model_fs is not None:
-            out.extend(_rate_warnings(self.fs, model_fs))
+            out.extend(_rate_warnings(self.fs, model_fs, top_hz))
         return out
 
     def _states(self, leads: tuple[str, ...] | None) -> list[tuple[str, _LeadScan]]:
@@ -360,11 +365,17 @@ def _largest_wander(baseline: np.ndarray, fs: float) -> float:
     return max(float(np.ptp(baseline[s : s + window])) for s in starts)
 
 
-def _rate_warnings(fs: float, model_fs: float) -> list[str]:
+def _rate_warnings(fs: float, model_fs: float, top_hz: float | None = None) -> list[str]:
+    """Warnings when the reconstructed leads lack band the record has: a rate far below the
+    model's, or (``top_hz``, the top of the reconstructed band; the model's Nyquist frequency
+    when not given) measured leads carrying diagnostic band (up to 150 Hz) far above it."""
     if fs * FS_FACTOR < model_fs:
         return [f"sampled at {fs:g} Hz, far below the model's {model_fs:g} Hz: the reconstruction "
                 f"cannot show detail above {fs / 2:g} Hz"]
-    if fs > FS_FACTOR * model_fs:
-        return [f"sampled at {fs:g} Hz, far above the model's {model_fs:g} Hz: reconstructed "
-                f"leads carry nothing above {model_fs / 2:g} Hz, unlike the measured ones"]
+    top = model_fs / 2 if top_hz is None else top_hz
+    measured_top = min(fs / 2, DIAGNOSTIC_TOP_HZ)
+    if measured_top > BAND_FACTOR * top:
+        return [f"sampled at {fs:g} Hz, above the model's {model_fs:g} Hz: reconstructed leads "
+                f"carry nothing above {top:g} Hz, unlike the measured ones (up to "
+                f"{measured_top:g} Hz)"]
     return []

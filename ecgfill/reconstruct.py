@@ -22,6 +22,7 @@ from ecgfill.record import ECGRecord, require_usable
 if TYPE_CHECKING:
     from ecgfill.calibrate import Calibration
     from ecgfill.models import ReconstructionModel
+    from ecgfill.models.highband import HighBandModel
 
 CHUNK_SECONDS = 300.0  # records longer than one chunk are streamed
 CONTEXT_SECONDS = 8.0  # signal read on each side of a chunk so seams see full context
@@ -47,6 +48,7 @@ class ReconstructSettings:
     channel_map: tuple[tuple[str, str], ...] = ()  # device channel -> standard lead
     calibrate_with: str | None = None  # a 12-lead of the same patient (ecgfill.calibrate)
     calibration_map: tuple[tuple[str, str], ...] = ()  # (input, reference) pairs
+    high_band: bool = True  # add the high band above the model's rate (ecgfill.models.highband)
 
 
 _MODEL_CACHE: dict[tuple[str, str, str, int | None], Any] = {}
@@ -66,6 +68,34 @@ def get_model(name: str, settings: ReconstructSettings) -> Any:
 
 
 TORCH_HINT = "pip install torch, or pip install 'ecgfill[train]'"
+
+
+def high_band_for(fs: float, model: ReconstructionModel | None,
+                  wanted: bool = True) -> HighBandModel | None:
+    """The installed high-band model when ``wanted`` and a record at ``fs`` has band above
+    what ``model`` carries; else None."""
+    if not wanted or model is None:
+        return None
+    from ecgfill.models.highband import installed
+
+    high = installed()
+    return high if high is not None and high.applies(fs, model.fs) else None
+
+
+def reconstructed_band(fs: float, model: ReconstructionModel,
+                       high: HighBandModel | None) -> list[float]:
+    """``[low, top]`` Hz: the band reconstructed leads carry at a record rate ``fs``, from the
+    model's input high-pass to the model's band at its rate (or the high band's top)."""
+    from ecgfill.dsp import highpass_in
+    from ecgfill.models.highband import band_top_hz, low_path_top_hz
+
+    highpass = highpass_in(getattr(model, "input_filters", None))
+    low = highpass.cutoff_hz if highpass else 0.0
+    if high is not None:
+        return [low, band_top_hz(fs)]
+    if abs(fs - model.fs) < 1e-9:
+        return [low, model.fs / 2]
+    return [low, min(low_path_top_hz(model.fs), low_path_top_hz(fs))]
 
 
 def backend_problem(backend: str, device: str) -> str | None:
@@ -286,7 +316,7 @@ def _fit_length(y: np.ndarray, n: int) -> np.ndarray:
 
 def reconstruct_record(
     record: ECGRecord, model: ReconstructionModel | None, samples: int = 0,
-    calibration: Calibration | None = None,
+    calibration: Calibration | None = None, high_band: HighBandModel | None = None,
 ) -> tuple[ECGRecord, np.ndarray | None]:
     """A complete 12-lead record: measured leads untouched, missing independent leads predicted by
     ``model`` (None when all 8 are measured), limb leads derived exactly. Also returns the
@@ -298,7 +328,9 @@ def reconstruct_record(
     and wherever a measured lead the predictions are corrected to (:meth:`LeadPlan.complete`)
     is NaN. Gaps up to :func:`short_gap_samples` (50 ms) are the exception: they are
     interpolated in the model's input, as in its training data, and predicted across.
-    ``calibration`` (:mod:`ecgfill.calibrate`) corrects the predictions for the patient.
+    ``calibration`` (:mod:`ecgfill.calibrate`) corrects the predictions for the patient;
+    ``high_band`` (:mod:`ecgfill.models.highband`, from :func:`high_band_for`) adds what lies
+    above the model's band at the record's rate, predicted from all measured leads.
     """
     plan = LeadPlan.of(record.leads)
     predicted: dict[str, np.ndarray] = {}
@@ -309,6 +341,10 @@ def reconstruct_record(
         y, spread = predict_at_record_rate(model, x, record.fs, samples, blank)
         if calibration is not None:
             y = calibration.correct(x, y)
+        if high_band is not None:
+            measured, _ = bridge_gaps(model_inputs(record, plan.inputs, fill=False),
+                                      short_gap_samples(record.fs))
+            y = y + high_band.predict_leads(measured, record.fs, plan, model.output_leads)
         invalid = gap_reach(model, blank, record.fs) | _uncorrectable(record, plan)
         if invalid.any():
             y[:, invalid] = np.nan
@@ -320,6 +356,10 @@ def reconstruct_record(
     full = complete_record(record, plan, predicted)
     if model is not None:
         full.model = f"{model.name} {model.version}"
+        if high_band is not None:
+            low, top = high_band.bandwidth_hz
+            full.model += (f" + {high_band.name} {high_band.version} (high band "
+                           f"{low:g}-{min(top, record.fs / 2):g} Hz)")
     return full, spread
 
 
@@ -462,6 +502,7 @@ def reconstruct_job(settings: ReconstructSettings, job: Job) -> Outcome:
         model, view, notes = plan.model, plan.view, plan.notes
         calibration = job_calibration(settings, str(job.item.path), model, first, notes,
                                       reconstruct_record)
+        high = high_band_for(fs, model, settings.high_band)
         scan = QualityScan(first.leads, fs, n, MAX_GAP_MS)
         bands = Bands(job.output, job.fmt, n, settings.interval, model,
                       plan.choice.plan.measured if plan.choice else None, str(job.item.path))
@@ -478,7 +519,8 @@ def reconstruct_job(settings: ReconstructSettings, job: Job) -> Outcome:
                 if calibration is not None:
                     rec.comments.append(calibration.comment())
                 if not plan.copy_through:
-                    rec, _ = reconstruct_record(rec, model, calibration=calibration)
+                    rec, _ = reconstruct_record(rec, model, calibration=calibration,
+                                                high_band=high)
                 piece = _slice(rec, keep)
                 predicted = [i for i, o in enumerate(rec.origins) if o != "measured"]
                 piece.signal = seams.blend("signal", piece.signal, rec.signal, predicted, keep_hi - lo)
@@ -491,7 +533,8 @@ def reconstruct_job(settings: ReconstructSettings, job: Job) -> Outcome:
     warnings = [w for w in final.warnings if w not in first_chunk_only]
     warnings += scan.reader_warnings(tuple(n for n in first.leads if n not in plan.dead),
                                      gaps=used if model is not None else ())
-    warnings += scan.clinical_warnings(model.fs if model else None, used)
+    top_hz = reconstructed_band(fs, model, high)[1] if model else None
+    warnings += scan.clinical_warnings(model.fs if model else None, used, top_hz)
     origins = dict(zip(final.leads, final.origins, strict=True))
     warnings += [f"lead {name} {why} over the whole record: not used as measured, "
                  f"{origins.get(name, 'left out')} instead" for name, why in plan.dead.items()]
@@ -509,6 +552,8 @@ def reconstruct_job(settings: ReconstructSettings, job: Job) -> Outcome:
             "leads_derived": final.leads_with("derived"),
             "leads_reconstructed": final.leads_with("reconstructed"),
             "fs": fs,
+            "bandwidth_hz": reconstructed_band(fs, model, high) if model else None,
+            "high_band_model": f"{high.name} {high.version}" if high else None,
             "n_samples": n,
             "seconds": round(time.perf_counter() - t0, 4),
             "calibration": calibration.summary() if calibration is not None else None,

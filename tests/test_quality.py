@@ -11,7 +11,7 @@ from corpus import MODEL_FS, Case, build_corpus
 
 from ecgfill.io import read_record
 from ecgfill.leads import STANDARD_LEADS
-from ecgfill.quality import clinical_warnings, quality_warnings
+from ecgfill.quality import QualityScan, clinical_warnings, quality_warnings
 from ecgfill.record import ECGRecord
 from ecgfill.synth import SynthParams, synthesize, synthesize_batch
 
@@ -125,14 +125,28 @@ def test_short_records() -> None:
         (1000.0, []),
         (100.0, ["sampled at 100 Hz, far below the model's 500 Hz: the reconstruction cannot "
                  "show detail above 50 Hz"]),
-        (2000.0, ["sampled at 2000 Hz, far above the model's 500 Hz: reconstructed leads carry "
-                  "nothing above 250 Hz, unlike the measured ones"]),
+        (2000.0, []),  # the model's 250 Hz band holds the diagnostic 150 Hz
     ],
 )
 def test_sampling_rate_against_the_model(fs: float, expected: list[str]) -> None:
     record = noisy(fs=fs)
     assert clinical_warnings(record, 500.0) == expected
     assert clinical_warnings(record) == []  # no model, no rate check
+
+
+def test_band_warning_only_where_the_output_lacks_band_the_input_has() -> None:
+    """A 100 Hz model at 500 Hz lacks 50-150 Hz unless the high band is added (top 150 Hz)."""
+    record = noisy(fs=500.0)
+    scan = QualityScan(record.leads, record.fs, record.n_samples)
+    scan.add(record.signal)
+    assert scan.clinical_warnings(100.0) == [
+        "sampled at 500 Hz, above the model's 100 Hz: reconstructed leads carry nothing above "
+        "50 Hz, unlike the measured ones (up to 150 Hz)"]
+    assert scan.clinical_warnings(100.0, top_hz=47.5)[0].endswith(
+        "nothing above 47.5 Hz, unlike the measured ones (up to 150 Hz)")
+    assert scan.clinical_warnings(100.0, top_hz=150.0) == []
+    slow = noisy(fs=120.0)  # 60 Hz in, 47.5 Hz out: not worth a warning
+    assert clinical_warnings(slow, 100.0) == []
 
 
 def test_nan_samples_do_not_break_the_checks() -> None:

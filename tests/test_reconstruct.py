@@ -18,8 +18,8 @@ from ecgfill.synth import synthesize
 
 JSON_KEYS = {"input", "output", "status", "error", "model", "model_leads", "lead_set",
              "model_validation_r", "unused_channels", "leads_measured", "leads_derived",
-             "leads_reconstructed", "fs", "n_samples", "seconds", "warnings", "calibration",
-             "expected_r"}
+             "leads_reconstructed", "fs", "bandwidth_hz", "high_band_model", "n_samples",
+             "seconds", "warnings", "calibration", "expected_r"}
 
 
 def run(*args: str, stdin: str | None = None) -> tuple[int, list[dict], str]:

@@ -14,7 +14,14 @@ import numpy as np
 
 SIGNAL_METRICS: tuple[str, ...] = (
     "pearson_r", "mae_mv", "rmse_mv", "snr_db", "prd_pct", "r2", "amp_ratio",
+    "high_band_r", "high_energy_ratio",
 )
+# High-band metrics, for records at HIGH_BAND_MIN_FS and above (NaN below): Pearson r of the
+# HIGH_BAND_HZ band (QRS notching, slurring, fragmentation), and reconstructed ÷ true energy
+# between ENERGY_FROM_HZ and the top of HIGH_BAND_HZ (or 0.95 x Nyquist).
+HIGH_BAND_MIN_FS = 250.0
+HIGH_BAND_HZ = (40.0, 150.0)
+ENERGY_FROM_HZ = 50.0
 # A perfect copy has infinite SNR; capping keeps means finite (1e-5 of the signal's RMS).
 SNR_CAP_DB = 100.0
 QRS_HALF_WINDOW_S = 0.06  # QRS peak-to-peak is taken within ±60 ms of each R peak
@@ -34,6 +41,7 @@ def signal_metrics(
     - ``amp_ratio``: reconstructed ÷ true QRS peak-to-peak amplitude, medians over the beats at
       ``r_peaks`` (whole-signal peak-to-peak when no beats are given); < 1 means the model
       shrinks the QRS towards the population mean.
+    - ``high_band_r``, ``high_energy_ratio`` (:func:`high_band_metrics`; NaN below 250 Hz).
 
     Returns one float64 array of length ``leads`` per name in :data:`SIGNAL_METRICS`.
     """
@@ -64,7 +72,35 @@ def signal_metrics(
         "prd_pct": prd,
         "r2": r2,
         "amp_ratio": amplitude_ratio(t, y, fs, r_peaks),
+        **high_band_metrics(t, y, fs),
     }
+
+
+def high_band_metrics(truth: np.ndarray, recon: np.ndarray, fs: float) -> dict[str, np.ndarray]:
+    """Per lead: ``high_band_r``, the Pearson r of the 40-150 Hz band (zero-phase Butterworth,
+    order 4, the top at 0.95 x Nyquist when lower), and ``high_energy_ratio``, reconstructed ÷
+    true energy between 50 Hz and that top (the same filters). NaN for records below 250 Hz and
+    where the true band is empty."""
+    from ecgfill.dsp import bandpass
+
+    t, y = np.atleast_2d(truth), np.atleast_2d(recon)
+    nan = np.full(t.shape[0], np.nan)
+    if fs < HIGH_BAND_MIN_FS or t.shape[1] < 2:
+        return {"high_band_r": nan, "high_energy_ratio": nan.copy()}
+    top = min(HIGH_BAND_HZ[1], 0.95 * fs / 2)
+    tb = bandpass(t, fs, HIGH_BAND_HZ[0], top).astype(np.float64)
+    yb = bandpass(y, fs, HIGH_BAND_HZ[0], top).astype(np.float64)
+    # energy through the same zero-phase filters (an FFT of the raw signal would leak the
+    # low band's end mismatch into every bin)
+    e_true = (bandpass(t, fs, ENERGY_FROM_HZ, top).astype(np.float64) ** 2).sum(axis=1)
+    e_recon = (bandpass(y, fs, ENERGY_FROM_HZ, top).astype(np.float64) ** 2).sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        tc, yc = tb - tb.mean(axis=1, keepdims=True), yb - yb.mean(axis=1, keepdims=True)
+        r = np.sum(tc * yc, axis=1) / np.sqrt(np.sum(tc**2, axis=1) * np.sum(yc**2, axis=1))
+        ratio = e_recon / e_true
+    r[~np.isfinite(r)] = np.nan
+    ratio[~(e_true > 0)] = np.nan
+    return {"high_band_r": np.clip(r, -1.0, 1.0), "high_energy_ratio": ratio}
 
 
 def amplitude_ratio(

@@ -7,13 +7,16 @@ percentile bootstrap 95% interval of the mean (``--bootstrap`` resamples, ``--se
 ``null`` when it cannot be computed (``ci95`` needs two records). Signals are compared in mV.
 
 ``"leads"``: scored lead name -> ``{"origin", "n", "pearson_r", "mae_mv", "rmse_mv", "snr_db",
-"prd_pct", "r2", "amp_ratio"}``, each metric a *stats* object over records. Only learned and
+"prd_pct", "r2", "amp_ratio", "high_band_r", "high_energy_ratio"}``, each metric a *stats*
+object over records (the last two only for references at 250 Hz or more). Only learned and
 derived leads appear: ``origin`` is ``"learned"`` (predicted by the model), ``"derived"`` (a limb
 lead computed from at least one predicted lead) or ``"mixed"`` (folders whose records differ).
 Input leads and limb leads computed from measured leads only (``"exact"``) are never scored.
 Metrics: ``pearson_r``; ``mae_mv`` and ``rmse_mv``; ``prd_pct`` = 100·‖error‖/‖truth − mean‖;
 ``snr_db`` = −20·log10(PRD/100), capped at 100 dB; ``r2`` = 1 − SSE/SST; ``amp_ratio`` =
-reconstructed ÷ true QRS peak-to-peak (median over beats; < 1 means shrunk towards the mean).
+reconstructed ÷ true QRS peak-to-peak (median over beats; < 1 means shrunk towards the mean);
+``high_band_r`` = r of the 40-150 Hz band; ``high_energy_ratio`` = reconstructed ÷ true energy
+from 50 to 150 Hz (both ``null`` below 250 Hz).
 
 ``"summary"``:
   ``learned_leads``, ``chest_leads``, ``derived_leads``, ``missing_leads``: metric -> *stats*,
@@ -374,7 +377,8 @@ def write_csv(path: str | Path, evaluations: Sequence[Evaluation]) -> int:
 METRIC_LABELS = {
     "pearson_r": ("r", 3), "mae_mv": ("MAE mV", 3), "rmse_mv": ("RMSE mV", 3),
     "snr_db": ("SNR dB", 1), "prd_pct": ("PRD %", 1), "r2": ("R²", 3),
-    "amp_ratio": ("amp ratio", 2),
+    "amp_ratio": ("amp ratio", 2), "high_band_r": ("r 40-150 Hz", 3),
+    "high_energy_ratio": ("E>50 Hz ratio", 2),
 }
 FEATURE_LABELS = {
     "hr_bpm": ("HR", "bpm", 1), "pr_ms": ("PR", "ms", 0), "qrs_ms": ("QRS", "ms", 0),
@@ -386,10 +390,10 @@ def _fmt(value: float | None, digits: int) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
 
 
-def _metric_cells(block: dict[str, Any]) -> list[str]:
+def _metric_cells(block: dict[str, Any], metrics: list[str]) -> list[str]:
     """Mean of each metric, with the r confidence interval in a cell of its own."""
     cells = []
-    for metric in SIGNAL_METRICS:
+    for metric in metrics:
         stats, digits = block[metric], METRIC_LABELS[metric][1]
         cells.append(_fmt(stats["mean"], digits))
         if metric == "pearson_r":
@@ -412,14 +416,20 @@ def render_tables(report: dict[str, Any]) -> list[Any]:
     table.add_column("origin")
     table.add_column("r", justify="right")
     table.add_column("r 95% CI", justify="right")
-    for metric in SIGNAL_METRICS[1:]:
-        table.add_column(METRIC_LABELS[metric][0], justify="right")
     rows = [(lead, entry["origin"], entry) for lead, entry in report["leads"].items()]
     groups = [(g.replace("_leads", ""), "mean", summary.get(g)) for g in GROUPS]
-    for k, (name, origin, block) in enumerate(rows + [g for g in groups if g[2]]):
-        if k == len(rows):
+    rows += [g for g in groups if g[2]]
+    # metrics no record has (the high band below 250 Hz) get no column
+    metrics = [m for m in SIGNAL_METRICS if m == "pearson_r"
+               or any(block[m]["mean"] is not None for _, _, block in rows)]
+    for metric in metrics[1:]:
+        table.add_column(METRIC_LABELS[metric][0], justify="right")
+    n_leads = len(report["leads"])
+    for k, (name, origin, block) in enumerate(rows):
+        if k == n_leads:
             table.add_section()
-        table.add_row(name, origin, *_metric_cells(block), style="bold" if k >= len(rows) else None)
+        table.add_row(name, origin, *_metric_cells(block, metrics),
+                      style="bold" if k >= n_leads else None)
     out: list[Any] = [table]
     if summary.get("exact"):
         out.append(f"exact (from measured leads, not scored): {', '.join(summary['exact'])}")

@@ -15,6 +15,7 @@ reported apart; a limb lead computed from measured leads only is exact and not s
 from __future__ import annotations
 
 import contextlib
+import functools
 import heapq
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -105,6 +106,7 @@ class EvaluateOptions:
     keep_worst: int = 0
     keep_names: frozenset[str] = frozenset()
     progress: Callable[[int], None] | None = None
+    high_band: bool = True  # add the high band at rates above the model's, as reconstruct does
     observe: Callable[[int, str, ECGRecord, ECGRecord], None] | None = None
 
 
@@ -280,11 +282,13 @@ def masked_input(truth: ECGRecord, input_leads: Sequence[str]) -> ECGRecord:
     return replace(masked, origins=("measured",) * len(masked.leads), comments=[], model=None)
 
 
-def reconstruct_with(record: ECGRecord, model: Any) -> ECGRecord:
-    """``record`` completed by ``model`` exactly as ``ecgfill reconstruct`` does it."""
-    from ecgfill.reconstruct import reconstruct_record
+def reconstruct_with(record: ECGRecord, model: Any, high_band: bool = True) -> ECGRecord:
+    """``record`` completed by ``model`` exactly as ``ecgfill reconstruct`` does it (with the
+    high band above the model's rate unless ``high_band`` is False)."""
+    from ecgfill.reconstruct import high_band_for, reconstruct_record
 
-    result = reconstruct_record(record, model)
+    result = reconstruct_record(record, model,
+                                high_band=high_band_for(record.fs, model, high_band))
     return result[0] if isinstance(result, tuple) else result
 
 
@@ -319,7 +323,8 @@ def evaluate_models(
         input_leads = tuple(models[0].input_leads)
     leads = tuple(input_leads)
     highpass = _shared_highpass(models)
-    reconstruct = reconstruct or reconstruct_with
+    reconstruct = reconstruct or functools.partial(reconstruct_with,
+                                                   high_band=options.high_band)
     datasets = [r for r in references if is_dataset_dir(r)]
     if datasets:
         if len(references) > 1:

@@ -136,11 +136,8 @@ def subset_ridge(
         raise ModelError(f"the card's covariance reaches {max_lag} lags; the linear path needs "
                          f"{2 * lag}")
     k, kernel = a.shape[0], 2 * lag + 1
-    # C(tau) projected on the measured quantities: ac[r, s, tau] = (a C(tau) a^T)[r, s]
-    ac = np.einsum("ri,ijt,sj->rst", a, cov, a)
+    gram = _feature_gram(cov, a, lag)
     offsets = np.arange(kernel) - lag  # feature (r, d): m_r(t + d)
-    diff = offsets[None, :] - offsets[:, None] + max_lag  # index of tau = e - d
-    gram = ac[:, :, diff].transpose(0, 2, 1, 3).reshape(k * kernel, k * kernel)
     # E[m_r(t + d) x_o(t)] = (a C(-d))[r, o]
     rhs = np.einsum("ri,ijd->rdj", a, cov[:, :, max_lag - offsets]).reshape(k * kernel, N_LEADS)
     scale = float(np.mean(np.diag(gram))) or 1.0
@@ -149,6 +146,29 @@ def subset_ridge(
     weight = solution.reshape(k, kernel, N_LEADS).transpose(2, 0, 1)
     bias = mean - weight.sum(axis=2) @ (a @ mean)
     return weight, bias
+
+
+def _feature_gram(cov: np.ndarray, a: np.ndarray, lag: int) -> np.ndarray:
+    """``E[m_r(t + d) m_s(t + e)]`` over the features (measured quantity r, lag d in -lag..lag)
+    of the measurements ``a @ x``, ``[(r, d), (s, e)]``, from the lagged covariance ``cov``."""
+    max_lag = (cov.shape[-1] - 1) // 2
+    k, kernel = a.shape[0], 2 * lag + 1
+    # C(tau) projected on the measured quantities: ac[r, s, tau] = (a C(tau) a^T)[r, s]
+    ac = np.einsum("ri,ijt,sj->rst", a, cov, a)
+    offsets = np.arange(kernel) - lag
+    diff = offsets[None, :] - offsets[:, None] + max_lag  # index of tau = e - d
+    return ac[:, :, diff].transpose(0, 2, 1, 3).reshape(k * kernel, k * kernel)
+
+
+def prediction_variance(
+    covariance: Mapping[str, Any], a: np.ndarray, weight: np.ndarray, lag: int
+) -> np.ndarray:
+    """Variance ``[8]`` of the ridge prediction (``weight`` from :func:`subset_ridge`) on data with
+    the card's lagged covariance: with each lead's own variance, how much of it is explained."""
+    cov = np.asarray(covariance["cov"], dtype=np.float64)
+    gram = _feature_gram(cov, a, lag)
+    flat = weight.transpose(1, 2, 0).reshape(-1, weight.shape[0])  # [(r, d), o]
+    return np.einsum("fo,fg,go->o", flat, gram, flat)
 
 
 @dataclass(frozen=True)

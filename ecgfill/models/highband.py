@@ -1,0 +1,206 @@
+"""The high band: what reconstructed leads carry above the 100 Hz models' band.
+
+The reconstruction models run at 100 Hz, so their predictions, brought back to a record's rate,
+stop at the resampler's pass band (:func:`low_path_top_hz`, 47.5 Hz). Diagnostic bandwidth
+reaches 150 Hz (QRS notching, slurring, fragmentation live in 40-150 Hz). A two-band design
+restores it: the 100 Hz model keeps the low band, and this model adds the **high band** of
+every reconstructed lead, i.e. exactly the part of a signal that the round trip through the
+low model's rate removes (:func:`high_band`, so the two bands are complementary by
+construction), low-passed at :data:`TOP_HZ` or the record's Nyquist frequency.
+
+The model is linear and serves any lead set, like ``linear-any``: its weight file holds the
+lagged covariance of the 8 independent leads' high band over the 500 Hz training records, and
+the ridge of the missing leads on the measured ones is solved in closed form for a record's
+lead plan (:func:`ecgfill.models.anyset.subset_ridge`). Two steps on top, both fixed in the
+card: the prediction is concentrated in time where the measured leads are steep (QRS), with
+its energy kept (a ridge also passes the measured leads' noise on the baseline, where the
+missing leads' high band is near zero), and each lead's prediction is scaled by
+``sqrt(true variance / predicted variance)`` (from the covariance, at most :data:`GAIN_CAP`),
+so that notches keep their amplitude instead of the ridge's shrunken mean.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ecgfill.dsp import ANTIALIAS_TRANSITION, lowpass, resample
+from ecgfill.errors import ModelError
+from ecgfill.leads import INDEPENDENT_LEADS, LeadPlan
+
+HIGH_BAND_FORMAT = "ecgfill-high-band"
+TOP_HZ = 150.0  # top of diagnostic ECG bandwidth (IEC 60601-2-25, AHA)
+TOP_ORDER = 4  # the Butterworth low-pass at TOP_HZ
+GAIN_CAP = 2.5  # a lead's high band is never scaled up by more than this
+MIN_GAIN = 1.0
+
+
+def low_path_top_hz(low_fs: float) -> float:
+    """Top of the band a model at ``low_fs`` carries back to a higher rate: the resampler's
+    pass band edge (47.5 Hz at 100 Hz)."""
+    return (1.0 - ANTIALIAS_TRANSITION / 2) * low_fs / 2
+
+
+def band_top_hz(fs: float) -> float:
+    """Top of the high band at a record rate ``fs``: :data:`TOP_HZ` or just below Nyquist."""
+    return min(TOP_HZ, low_path_top_hz(fs))
+
+
+def high_band(x: np.ndarray, fs: float, low_fs: float) -> np.ndarray:
+    """The part of ``x`` ``[..., samples]`` at ``fs`` that a round trip through ``low_fs``
+    removes, low-passed at :func:`band_top_hz`; float64. Zero when ``fs`` <= ``low_fs``."""
+    x = np.asarray(x, dtype=np.float64)
+    if fs <= low_fs * (1 + 1e-9):
+        return np.zeros_like(x)
+    n = x.shape[-1]
+    low = resample(resample(x, fs, low_fs), low_fs, fs)[..., :n]
+    if low.shape[-1] < n:
+        low = np.concatenate([low, np.repeat(low[..., -1:], n - low.shape[-1], -1)], -1)
+    band = x - low
+    top = band_top_hz(fs)
+    return lowpass(band, fs, top, order=TOP_ORDER).astype(np.float64) if top < fs / 2 else band
+
+
+def lagged_apply(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """``[outputs, T]``: the Conv1d (cross-correlation, 'same' padding) of ``x`` ``[k, T]`` with
+    ``weight`` ``[outputs, k, K]`` plus ``bias``, as torch computes it, in numpy."""
+    taps, n = weight.shape[-1], x.shape[-1]
+    padded = np.pad(np.asarray(x, dtype=np.float64), ((0, 0), (taps // 2, taps // 2)))
+    out = np.repeat(np.asarray(bias, dtype=np.float64)[:, None], n, axis=1)
+    for j in range(taps):  # one small matrix product per tap
+        out += weight[:, :, j] @ padded[:, j : j + n]
+    return out
+
+
+def steep_gate(x: np.ndarray, fs: float, seconds: float, knee: float) -> np.ndarray:
+    """``[T]`` in [0, 1): where the leads ``x`` ``[k, T]`` are steep (QRS), from their summed
+    squared slope averaged over ``seconds``, relative to its median: ``e / (e + knee)``."""
+    slope = np.diff(np.asarray(x, dtype=np.float64), axis=-1, prepend=x[:, :1])
+    energy = (slope**2).sum(axis=0)
+    width = max(1, round(seconds * fs))
+    kernel = np.ones(width) / width
+    envelope = np.convolve(energy, kernel, mode="same")
+    scale = float(np.median(envelope))
+    if scale <= 0:
+        return np.ones_like(envelope)
+    envelope /= scale
+    return envelope / (envelope + knee)
+
+
+@dataclass(frozen=True)
+class _Bound:
+    weight: np.ndarray  # [8, k, K] on the plan's measured quantities
+    bias: np.ndarray
+    gain: np.ndarray  # [8]
+
+
+class HighBandModel:
+    """The high band of the 8 independent leads from the measured ones, at any rate above the
+    low model's; see the module docstring. Load with :meth:`load` or :func:`installed`."""
+
+    def __init__(self, card: dict[str, Any], covariance: dict[str, Any]) -> None:
+        self.card = card
+        self.name, self.version = card["name"], card["version"]
+        self.fs = float(card["fs"])
+        self.low_fs = float(card["low_fs"])
+        self.lag = int(card["lag"])
+        self.ridge = float(card["ridge"])
+        self.gate_seconds = float(card["gate"]["seconds"])
+        self.gate_knee = float(card["gate"]["knee"])
+        self.covariance = covariance
+        self._bound: dict[str, _Bound] = {}
+
+    @classmethod
+    def load(cls, card_path: str | Path) -> HighBandModel:
+        """From its card and weight file (``<name>.npz``, checked against the card's SHA-256)."""
+        from ecgfill.models.base import verify_sha256
+
+        path = Path(card_path)
+        try:
+            card = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise ModelError(f"{path}: cannot read high-band card: {exc}") from None
+        if card.get("format") != HIGH_BAND_FORMAT:
+            raise ModelError(f"{path}: not an ecgfill high-band card")
+        weights = path.with_name(card["name"] + ".npz")
+        if not weights.is_file():
+            raise ModelError(f"{weights}: weight file for high-band model {card['name']} not found")
+        verify_sha256(card, weights)
+        with np.load(weights) as data:
+            covariance = {"cov": data["cov"], "mean": data["mean"],
+                          "max_lag": int(data["max_lag"])}
+        return cls(card, covariance)
+
+    def applies(self, fs: float, model_fs: float) -> bool:
+        """Whether a record at ``fs`` has band above what a model at ``model_fs`` carries."""
+        return model_fs <= self.low_fs + 1e-9 and fs > model_fs * (1 + 1e-6)
+
+    @property
+    def bandwidth_hz(self) -> tuple[float, float]:
+        return low_path_top_hz(self.low_fs), TOP_HZ
+
+    def bind(self, plan: LeadPlan) -> _Bound:
+        from ecgfill.models.anyset import prediction_variance, subset_ridge
+
+        if plan.key not in self._bound:
+            a = plan.constraints()
+            weight, bias = subset_ridge(self.covariance, a, self.lag, self.ridge)
+            max_lag = int(self.covariance["max_lag"])
+            true_var = np.diagonal(np.asarray(self.covariance["cov"])[:, :, max_lag])
+            explained = prediction_variance(self.covariance, a, weight, self.lag)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                gain = np.sqrt(true_var / explained)
+            gain = np.clip(np.nan_to_num(gain, nan=MIN_GAIN, posinf=GAIN_CAP), MIN_GAIN, GAIN_CAP)
+            # the high band has zero mean: no offset (the ridge's bias is rounding)
+            self._bound[plan.key] = _Bound(weight, np.zeros_like(bias), gain)
+        return self._bound[plan.key]
+
+    def predict(self, measured: np.ndarray, fs: float, plan: LeadPlan) -> np.ndarray:
+        """The high band ``[8, T]`` (:data:`INDEPENDENT_LEADS`, mV, at ``fs``) predicted from the
+        plan's measured quantities ``measured`` ``[len(plan.inputs), T]`` at ``fs`` (no NaN)."""
+        n = measured.shape[-1]
+        x = measured if abs(fs - self.fs) < 1e-9 else resample(measured, fs, self.fs)
+        bound = self.bind(plan)
+        band = high_band(x, self.fs, self.low_fs)
+        y = lagged_apply(band, bound.weight, bound.bias)
+        gate = steep_gate(x, self.fs, self.gate_seconds, self.gate_knee)
+        gated = y * gate
+        with np.errstate(divide="ignore", invalid="ignore"):
+            keep = np.sqrt((y**2).sum(-1) / (gated**2).sum(-1))
+        y = gated * np.nan_to_num(keep, nan=0.0, posinf=0.0)[:, None] * bound.gain[:, None]
+        if abs(fs - self.fs) >= 1e-9:
+            y = high_band(resample(y, self.fs, fs)[..., :n], fs, self.low_fs)
+        if y.shape[-1] < n:
+            y = np.pad(y, ((0, 0), (0, n - y.shape[-1])))
+        return y.astype(np.float32)
+
+    def predict_leads(self, measured: np.ndarray, fs: float, plan: LeadPlan,
+                      leads: tuple[str, ...] | list[str]) -> np.ndarray:
+        """:meth:`predict` for the named independent ``leads`` only, ``[len(leads), T]``."""
+        full = self.predict(measured, fs, plan)
+        return full[[INDEPENDENT_LEADS.index(name) for name in leads]]
+
+
+def installed() -> HighBandModel | None:
+    """The installed high-band model (the first card in the high-band format in
+    :func:`~ecgfill.models.registry.model_dirs`), or None; loaded once per set of folders."""
+    from ecgfill.models.registry import model_dirs
+
+    return _installed_in(tuple(model_dirs()))
+
+
+@cache
+def _installed_in(directories: tuple[Path, ...]) -> HighBandModel | None:
+    for directory in directories:
+        for path in sorted(directory.glob("*.json")):
+            try:
+                if json.loads(path.read_text()).get("format") == HIGH_BAND_FORMAT:
+                    return HighBandModel.load(path)
+            except (OSError, ValueError):
+                continue
+    return None
