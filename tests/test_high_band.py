@@ -170,3 +170,23 @@ def test_high_band_metrics() -> None:
     low = lowpass(t, 500.0, 30.0, order=8)
     assert np.all(high_band_metrics(t, low, 500.0)["high_energy_ratio"] < 0.01)
     assert np.isnan(signal_metrics(t[:, ::5], t[:, ::5], 100.0)["high_band_r"]).all()
+
+
+def test_fft_path_equals_band_split_then_ridge(high_band_dir: Path) -> None:
+    """predict (one FFT filter) = high_band + lagged_apply + gate + gain, away from the ends."""
+    from ecgfill.models.highband import steep_gate
+
+    model = HighBandModel.load(high_band_dir / "highband-any.json")
+    plan = LeadPlan.of(("I", "II", "V4"))
+    record = make_record(6.0, 500.0, seed=9)
+    x = record.signal[[STANDARD_LEADS.index(n) for n in plan.inputs]].astype(np.float64)
+    x = x + 0.01 * np.random.default_rng(1).standard_normal(x.shape)
+    bound = model.bind(plan)
+    ref = lagged_apply(high_band(x, 500.0, 100.0), bound.weight, bound.bias)
+    gated = ref * steep_gate(x, 500.0, model.gate_seconds, model.gate_knee)
+    ref = gated * (np.sqrt((ref**2).sum(-1) / (gated**2).sum(-1)) * bound.gain)[:, None]
+    got = model.predict(x, 500.0, plan)
+    inner = slice(500, -500)
+    assert np.abs(got - ref)[:, inner].max() < 0.005 * np.abs(ref).max()
+    v1 = model.predict_leads(x, 500.0, plan, ["V1"])
+    assert np.array_equal(v1[0], got[INDEPENDENT_LEADS.index("V1")])

@@ -20,6 +20,10 @@ JsonOutput = Annotated[bool, typer.Option(
 Workers = Annotated[int, typer.Option("--workers", "-j", min=1, help="Parallel worker processes.")]
 Device = Annotated[str, typer.Option("--device", help="cpu or cuda.")]
 Backend = Annotated[str, typer.Option("--backend", help="onnx (CPU default) or torch.")]
+HighBand = Annotated[bool, typer.Option(
+    "--high-band/--no-high-band", help="At input rates above the model's (100 Hz), add the "
+    "reconstructed leads' band above 47.5 Hz, up to 150 Hz, from the high-band model "
+    "(highband-any); --no-high-band keeps the model's band only.")]
 
 
 def check_backend(backend: str, device: str) -> None:

@@ -7,7 +7,14 @@ from typing import Any
 
 import typer
 
-from ecgfill.commands._common import Backend, Device, JsonOutput, check_backend, handle_errors
+from ecgfill.commands._common import (
+    Backend,
+    Device,
+    HighBand,
+    JsonOutput,
+    check_backend,
+    handle_errors,
+)
 
 NAME = "evaluate"
 HELP = (
@@ -66,6 +73,7 @@ def command(
     limit: int = typer.Option(None, "--limit", min=1, help="Evaluate at most this many records."),
     backend: Backend = "onnx",
     device: Device = "cpu",
+    high_band: HighBand = True,
     diagnostic: bool = typer.Option(
         False, "--diagnostic", help="Also score diagnosis: the shipped 12-lead classifier's AUROC "
         "(NORM, MI, STTC, CD, HYP) on real, reconstructed and input-only records (other leads "
@@ -130,7 +138,7 @@ def command(
         options = EvaluateOptions(
             features=features, limit=limit, keep_worst=plot_worst if plot_dir else 0,
             keep_names=keep_names if plot_dir else frozenset(), progress=advance,
-            observe=collector.observe if collector else None,
+            observe=collector.observe if collector else None, high_band=high_band,
         )
         evaluations = evaluate(references, model, input_leads=input_leads, compare=compare,
                                reconstructed=reconstructed, split=split, backend=backend,

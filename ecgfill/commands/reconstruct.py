@@ -7,7 +7,15 @@ from pathlib import Path
 import typer
 
 from ecgfill.commands._batch import Inputs, OutputDir, OutputFormat, Overwrite
-from ecgfill.commands._common import Backend, Device, JsonOutput, Workers, check_backend, handle_errors
+from ecgfill.commands._common import (
+    Backend,
+    Device,
+    HighBand,
+    JsonOutput,
+    Workers,
+    check_backend,
+    handle_errors,
+)
 
 NAME = "reconstruct"
 HELP = (
@@ -55,6 +63,7 @@ def command(
         None, "--calibration-map", help="CSV with columns input,reference (paths relative to "
         "the CSV): each input record's own 12-lead reference, for batches of many patients.",
     ),
+    high_band: HighBand = True,
     output_format: OutputFormat = "wfdb",
     json_output: JsonOutput = False,
 ) -> None:
@@ -73,6 +82,7 @@ def command(
     settings = ReconstructSettings(
         model=model, leads=parse_leads(leads), backend=backend, device=device, threads=threads,
         force=force, interval=_level(interval), channel_map=_parse_map(channel_map),
+        high_band=high_band,
         **calibration_options(calibrate_with, calibration_map),
     )
     check_setup(settings, workers)  # setup errors: one line, exit 2, before any record is read

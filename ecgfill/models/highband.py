@@ -38,6 +38,7 @@ TOP_HZ = 150.0  # top of diagnostic ECG bandwidth (IEC 60601-2-25, AHA)
 TOP_ORDER = 4  # the Butterworth low-pass at TOP_HZ
 GAIN_CAP = 2.5  # a lead's high band is never scaled up by more than this
 MIN_GAIN = 1.0
+KERNEL_SECONDS = 2.0  # span over which the band split's impulse response is measured
 
 
 def low_path_top_hz(low_fs: float) -> float:
@@ -83,8 +84,11 @@ def steep_gate(x: np.ndarray, fs: float, seconds: float, knee: float) -> np.ndar
     slope = np.diff(np.asarray(x, dtype=np.float64), axis=-1, prepend=x[:, :1])
     energy = (slope**2).sum(axis=0)
     width = max(1, round(seconds * fs))
-    kernel = np.ones(width) / width
-    envelope = np.convolve(energy, kernel, mode="same")
+    # centred moving average ('same' length) by cumulative sums
+    total = np.concatenate([[0.0], np.cumsum(energy)])
+    lo = np.clip(np.arange(energy.size) - width // 2, 0, energy.size)
+    hi = np.clip(lo + width, 0, energy.size)
+    envelope = (total[hi] - total[lo]) / width
     scale = float(np.median(envelope))
     if scale <= 0:
         return np.ones_like(envelope)
@@ -114,6 +118,7 @@ class HighBandModel:
         self.gate_knee = float(card["gate"]["knee"])
         self.covariance = covariance
         self._bound: dict[str, _Bound] = {}
+        self._responses: dict[tuple[str, tuple[int, ...], int], np.ndarray] = {}
 
     @classmethod
     def load(cls, card_path: str | Path) -> HighBandModel:
@@ -160,30 +165,77 @@ class HighBandModel:
             self._bound[plan.key] = _Bound(weight, np.zeros_like(bias), gain)
         return self._bound[plan.key]
 
-    def predict(self, measured: np.ndarray, fs: float, plan: LeadPlan) -> np.ndarray:
-        """The high band ``[8, T]`` (:data:`INDEPENDENT_LEADS`, mV, at ``fs``) predicted from the
-        plan's measured quantities ``measured`` ``[len(plan.inputs), T]`` at ``fs`` (no NaN)."""
+    def predict(self, measured: np.ndarray, fs: float, plan: LeadPlan,
+                leads: tuple[str, ...] | list[str] = INDEPENDENT_LEADS) -> np.ndarray:
+        """The high band ``[len(leads), T]`` (mV, at ``fs``) of the independent ``leads``,
+        predicted from the plan's measured quantities ``measured`` ``[len(plan.inputs), T]``
+        at ``fs`` (no NaN).
+
+        Band split and ridge are one linear filter, applied by FFT (:meth:`_response`); the
+        band split's response is :func:`high_band`'s own impulse response, so the result is
+        :func:`high_band` then :func:`lagged_apply` up to the resampler's aliasing."""
         n = measured.shape[-1]
-        x = measured if abs(fs - self.fs) < 1e-9 else resample(measured, fs, self.fs)
+        x = np.asarray(measured if abs(fs - self.fs) < 1e-9 else resample(measured, fs, self.fs),
+                       dtype=np.float64)
         bound = self.bind(plan)
-        band = high_band(x, self.fs, self.low_fs)
-        y = lagged_apply(band, bound.weight, bound.bias)
+        rows = [INDEPENDENT_LEADS.index(name) for name in leads]
+        kernel = band_kernel(self.fs, self.low_fs)
+        pad = min(kernel.size // 2 + self.lag, x.shape[-1] - 1)
+        padded = np.concatenate([2 * x[:, :1] - x[:, pad:0:-1], x,
+                                 2 * x[:, -1:] - x[:, -2 : -pad - 2 : -1]], axis=1)
+        from scipy.fft import next_fast_len
+
+        n_fft = next_fast_len(padded.shape[-1] + kernel.size, real=True)
+        spectrum = np.fft.rfft(padded, n_fft)
+        response = self._response(plan, bound, rows, n_fft)
+        y = np.fft.irfft((response * spectrum[None]).sum(axis=1), n_fft)[:, pad : pad + x.shape[-1]]
         gate = steep_gate(x, self.fs, self.gate_seconds, self.gate_knee)
         gated = y * gate
         with np.errstate(divide="ignore", invalid="ignore"):
             keep = np.sqrt((y**2).sum(-1) / (gated**2).sum(-1))
-        y = gated * np.nan_to_num(keep, nan=0.0, posinf=0.0)[:, None] * bound.gain[:, None]
+        y = gated * (np.nan_to_num(keep, nan=0.0, posinf=0.0) * bound.gain[rows])[:, None]
         if abs(fs - self.fs) >= 1e-9:
             y = high_band(resample(y, self.fs, fs)[..., :n], fs, self.low_fs)
         if y.shape[-1] < n:
             y = np.pad(y, ((0, 0), (0, n - y.shape[-1])))
-        return y.astype(np.float32)
+        return y[:, :n].astype(np.float32)
+
+    def _response(self, plan: LeadPlan, bound: _Bound, rows: list[int], n_fft: int) -> np.ndarray:
+        """``[outputs, k, n_fft // 2 + 1]``: the band split times the ridge, per frequency."""
+        key = (plan.key, tuple(rows), n_fft)
+        if key not in self._responses:
+            kernel = band_kernel(self.fs, self.low_fs)
+            half = kernel.size // 2
+            circular = np.zeros(n_fft)
+            circular[: half + 1], circular[n_fft - half :] = kernel[half:], kernel[:half]
+            band = np.fft.rfft(circular)
+            taps = bound.weight.shape[-1]
+            freqs = np.arange(n_fft // 2 + 1)
+            # Conv1d is a cross-correlation: y(t) = sum_j w_j x(t + j - lag)
+            phase = np.exp(2j * np.pi * np.outer(np.arange(taps) - taps // 2, freqs) / n_fft)
+            ridge = np.einsum("orj,jf->orf", bound.weight[rows], phase)
+            if len(self._responses) > 16:
+                self._responses.clear()
+            self._responses[key] = ridge * band
+        return self._responses[key]
 
     def predict_leads(self, measured: np.ndarray, fs: float, plan: LeadPlan,
                       leads: tuple[str, ...] | list[str]) -> np.ndarray:
-        """:meth:`predict` for the named independent ``leads`` only, ``[len(leads), T]``."""
-        full = self.predict(measured, fs, plan)
-        return full[[INDEPENDENT_LEADS.index(name) for name in leads]]
+        """:meth:`predict` for the named independent ``leads``, ``[len(leads), T]``."""
+        return self.predict(measured, fs, plan, leads)
+
+
+@cache
+def band_kernel(fs: float, low_fs: float) -> np.ndarray:
+    """The zero-phase impulse response of :func:`high_band` at ``fs`` (odd length, centred),
+    measured through the function itself and cut where it has decayed below 1e-6 of its peak."""
+    n = 2 * round(KERNEL_SECONDS * fs) + 1
+    impulse = np.zeros(n)
+    impulse[n // 2] = 1.0
+    response = high_band(impulse, fs, low_fs)
+    significant = np.flatnonzero(np.abs(response) > 1e-6 * np.abs(response).max())
+    half = int(max(n // 2 - significant[0], significant[-1] - n // 2))
+    return response[n // 2 - half : n // 2 + half + 1]
 
 
 def installed() -> HighBandModel | None:
