@@ -123,7 +123,8 @@ def describe_record(path: str | Path) -> dict[str, object]:
 def list_models(verify: bool = True) -> list[dict[str, object]]:
     """The installed reconstruction models: name, family, input leads (or "any"), rate,
     parameters, validation r per lead set, where the card is and whether every weight file
-    matches the SHA-256 in its card."""
+    matches the SHA-256 in its card; the high-band model last (its r: of the 47.5-150 Hz band
+    alone)."""
     from pathlib import Path
 
     from ecgfill.errors import ModelError
@@ -156,7 +157,37 @@ def list_models(verify: bool = True) -> list[dict[str, object]]:
             "sha256_ok": sha_ok,
             "card": card["card_path"],
         })
-    return out
+    return out + _high_band_models(verify)
+
+
+def _high_band_models(verify: bool) -> list[dict[str, object]]:
+    """The installed high-band models (:mod:`ecgfill.models.highband`), as list_models rows."""
+    import json
+
+    from ecgfill.errors import ModelError
+    from ecgfill.models.highband import HighBandModel, card_paths
+    from ecgfill.models.registry import model_dirs
+
+    rows: list[dict[str, object]] = []
+    for path in card_paths(model_dirs()):
+        card = json.loads(path.read_text())
+        sha_ok: bool | None = None
+        if verify:
+            try:
+                HighBandModel.load(path)
+                sha_ok = True
+            except ModelError:
+                sha_ok = False
+        low, top = card.get("bandwidth_hz") or (None, None)
+        rows.append({
+            "name": card["name"], "version": card.get("version"),
+            "family": f"high band {low:g}-{top:g} Hz (linear any-subset)",
+            "input_leads": "any", "fs": card["fs"], "parameters": 0,
+            "validation_r": {key: entry.get("r_mean") for key, entry in
+                             ((card.get("validation") or {}).get("lead_sets") or {}).items()},
+            "sha256_ok": sha_ok, "card": str(path),
+        })
+    return rows
 
 
 def reconstruct(record: ECGRecord, model: str = "auto", backend: str = "onnx",

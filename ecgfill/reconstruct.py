@@ -123,8 +123,9 @@ def backend_problem(backend: str, device: str) -> str | None:
 
 def check_setup(settings: ReconstructSettings, workers: int = 1) -> None:
     """Fail once, before any record is read, when no record could be reconstructed: the
-    backend or device is missing (:func:`backend_problem`), the named model cannot be loaded,
-    or, for ``--model auto``, no installed model loads with this backend. UsageError, one line.
+    backend or device is missing (:func:`backend_problem`), the installed high-band model is
+    broken, the named model cannot be loaded, or, for ``--model auto``, no installed model loads
+    with this backend. UsageError, one line.
 
     The model is loaded with the requested device only when this process reconstructs
     (``workers == 1``, and it stays cached); before worker processes fork it is loaded on the
@@ -136,6 +137,13 @@ def check_setup(settings: ReconstructSettings, workers: int = 1) -> None:
     problem = backend_problem(settings.backend, settings.device)
     if problem:
         raise UsageError(problem)
+    if settings.high_band:
+        from ecgfill.models.highband import installed
+
+        try:
+            installed()
+        except ModelError as exc:
+            raise UsageError(f"high band: {exc} (--no-high-band to go without)") from None
     trial = settings if workers == 1 else replace(settings, device="cpu")
     if settings.model != "auto":
         try:

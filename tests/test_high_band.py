@@ -190,3 +190,38 @@ def test_fft_path_equals_band_split_then_ridge(high_band_dir: Path) -> None:
     assert np.abs(got - ref)[:, inner].max() < 0.005 * np.abs(ref).max()
     v1 = model.predict_leads(x, 500.0, plan, ["V1"])
     assert np.array_equal(v1[0], got[INDEPENDENT_LEADS.index("V1")])
+
+
+def test_models_lists_the_high_band_and_a_broken_one_stops_reconstruct_early(
+    models_env: Path, high_band_dir: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+) -> None:
+    import shutil
+
+    from typer.testing import CliRunner
+
+    import ecgfill.models.registry as registry
+    from ecgfill.api import list_models
+    from ecgfill.cli import app
+
+    monkeypatch.setattr(registry, "model_dirs", lambda: [models_env, high_band_dir])
+    rows = {row["name"]: row for row in list_models()}
+    assert rows["highband-any"]["sha256_ok"] is True
+    assert rows["highband-any"]["family"] == "high band 47.5-150 Hz (linear any-subset)"
+    broken = tmp_path / "broken-models"
+    shutil.copytree(high_band_dir, broken)
+    weights = broken / "highband-any.npz"
+    weights.write_bytes(weights.read_bytes()[:-1] + b"x")
+    monkeypatch.setattr(registry, "model_dirs", lambda: [models_env, broken])
+    assert {row["name"]: row for row in list_models()}["highband-any"]["sha256_ok"] is False
+    (tmp_path / "in").mkdir()
+    write = make_record(4.0, 500.0, seed=3).select(["I", "II", "V4"])
+    from ecgfill.io import write_record
+
+    write_record(write, tmp_path / "in" / "rec")
+    result = CliRunner().invoke(app, ["reconstruct", str(tmp_path / "in"), str(tmp_path / "out")])
+    assert result.exit_code == 2
+    assert "high band:" in result.stderr and "SHA-256 mismatch" in result.stderr
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+    result = CliRunner().invoke(app, ["reconstruct", str(tmp_path / "in"), str(tmp_path / "out"),
+                                      "--no-high-band"])
+    assert result.exit_code == 0, result.stderr

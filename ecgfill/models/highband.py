@@ -22,6 +22,7 @@ so that notches keep their amplitude instead of the ridge's shrunken mean.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -246,13 +247,20 @@ def installed() -> HighBandModel | None:
     return _installed_in(tuple(model_dirs()))
 
 
-@cache
-def _installed_in(directories: tuple[Path, ...]) -> HighBandModel | None:
+def card_paths(directories: Iterable[Path]) -> list[Path]:
+    """The high-band cards in ``directories``, in order."""
+    found = []
     for directory in directories:
         for path in sorted(directory.glob("*.json")):
             try:
                 if json.loads(path.read_text()).get("format") == HIGH_BAND_FORMAT:
-                    return HighBandModel.load(path)
-            except (OSError, ValueError):
+                    found.append(path)
+            except (OSError, ValueError, AttributeError):
                 continue
-    return None
+    return found
+
+
+@cache
+def _installed_in(directories: tuple[Path, ...]) -> HighBandModel | None:
+    paths = card_paths(directories)
+    return HighBandModel.load(paths[0]) if paths else None
