@@ -48,6 +48,22 @@ def low_path_top_hz(low_fs: float) -> float:
     return (1.0 - ANTIALIAS_TRANSITION / 2) * low_fs / 2
 
 
+def card_bandwidth(fs: float, input_filters: dict[str, Any] | None) -> dict[str, Any]:
+    """What a model card says about the band a model at ``fs`` reconstructs."""
+    from ecgfill.dsp import highpass_in
+
+    highpass = highpass_in(input_filters)
+    low = highpass.cutoff_hz if highpass else 0.0
+    return {
+        "at_model_rate_hz": [low, fs / 2],
+        "at_higher_rates_hz": [low, low_path_top_hz(fs)],
+        "with_high_band_hz": [low, TOP_HZ],
+        "note": f"above {fs:g} Hz the model's band stops at {low_path_top_hz(fs):g} Hz; "
+                "reconstruct adds the high band up to 150 Hz (or 0.95 x the input's Nyquist) "
+                "from the high-band model (highband-any) unless --no-high-band",
+    }
+
+
 def band_top_hz(fs: float) -> float:
     """Top of the high band at a record rate ``fs``: :data:`TOP_HZ` or just below Nyquist."""
     return min(TOP_HZ, low_path_top_hz(fs))

@@ -58,6 +58,7 @@ def make_card(options: TrainOptions, ds: Dataset, net: Any, config: Any, window:
               augment: str, flops: float | None = None) -> dict[str, Any]:
     """The model card of a run (validation and training summary are filled in later).
     ``flops`` (per second of signal) is counted on ``net`` unless given."""
+    from ecgfill.models.highband import card_bandwidth
     from ecgfill.models.unet import reference_flops_per_second, reference_parameters
 
     inputs, outputs = options.input_leads, output_leads_for(options.input_leads)
@@ -93,6 +94,7 @@ def make_card(options: TrainOptions, ds: Dataset, net: Any, config: Any, window:
         "multiple": net.multiple,
         "latent_channels": net.latent_channels,
         "input_filters": ds.meta.get("filters"),
+        "bandwidth": card_bandwidth(ds.fs, ds.meta.get("filters")),
         "config": config_to_dict(config),
         "normalization": {"split": "train", "leads": list(ds.stats["leads"]),
                           "mean": list(ds.stats["mean"]), "std": list(ds.stats["std"])},
