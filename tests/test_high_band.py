@@ -225,3 +225,33 @@ def test_models_lists_the_high_band_and_a_broken_one_stops_reconstruct_early(
     result = CliRunner().invoke(app, ["reconstruct", str(tmp_path / "in"), str(tmp_path / "out"),
                                       "--no-high-band"])
     assert result.exit_code == 0, result.stderr
+
+
+def test_long_record_with_the_high_band_streams_like_a_short_one(
+    models_env: Path, high_band_dir: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+) -> None:
+    from typer.testing import CliRunner
+
+    import ecgfill.models.registry as registry
+    import ecgfill.reconstruct as reconstruct
+    from ecgfill.cli import app
+    from ecgfill.io import read_record, write_record
+
+    monkeypatch.setattr(registry, "model_dirs", lambda: [models_env, high_band_dir])
+    (tmp_path / "in").mkdir()
+    write_record(make_record(90.0, 500.0, seed=11).select(["I", "II", "V4"]),
+                 tmp_path / "in" / "long")
+    outputs = {}
+    for name, chunk in (("whole", 300.0), ("chunked", 20.0)):
+        monkeypatch.setattr(reconstruct, "CHUNK_SECONDS", chunk)
+        result = CliRunner().invoke(app, ["reconstruct", str(tmp_path / "in"),
+                                          str(tmp_path / name), "--json"])
+        assert result.exit_code == 0, result.stderr
+        assert json.loads(result.stdout.splitlines()[0])["bandwidth_hz"][1] == 150.0
+        outputs[name] = read_record(tmp_path / name / "long.hea")
+    whole, chunked = outputs["whole"], outputs["chunked"]
+    assert np.abs(chunked.signal - whole.signal).max() < 0.01
+    band = high_band(whole.lead("V1").astype(np.float64), 500.0, 100.0)
+    assert np.abs(band).max() > 0  # the output carries a high band
+    jumps = np.abs(np.diff(chunked.signal, axis=1)) - np.abs(np.diff(whole.signal, axis=1))
+    assert jumps.max() < 0.005
