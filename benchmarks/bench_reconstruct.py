@@ -105,22 +105,21 @@ class Commands:
         self.env = child_env()
 
     def model_name(self) -> str:
-        from ecgfill.models import find_model_for_leads, load_model
-        from ecgfill.reconstruct import independent_leads
-
-        if self.model != "auto":
-            return load_model(self.model, backend=self.backend).name
-        first = next(self.inputs.glob("*.hea"))
         from ecgfill.io import read_record
+        from ecgfill.reconstruct import ReconstructSettings, choose_model
 
-        return str(find_model_for_leads(independent_leads(read_record(first).leads)))
+        first = read_record(next(self.inputs.glob("*.hea")))
+        model, _ = choose_model(first.leads, ReconstructSettings(model=self.model,
+                                                                 backend=self.backend))
+        return model.name if model is not None else "none"
 
     def derive(self, inputs: Path | None = None) -> Any:
         return self._run(["derive-limb", str(inputs or self.inputs)])
 
-    def reconstruct(self, inputs: Path | None = None, workers: int = 1, sample_tree: bool = False) -> Any:
+    def reconstruct(self, inputs: Path | None = None, workers: int = 1, sample_tree: bool = False,
+                    high_band: bool = True) -> Any:
         extra = ["--model", self.model, "--backend", self.backend, "--workers", str(workers),
-                 *self.threads]
+                 *self.threads, *([] if high_band else ["--no-high-band"])]
         return self._run(["reconstruct", str(inputs or self.inputs), *extra], sample_tree)
 
     def _run(self, argv: list[str], sample_tree: bool = False) -> Any:
@@ -133,8 +132,11 @@ class Commands:
 
 
 def whole_commands(commands: Commands, repeats: int, n: int) -> dict[str, Any]:
-    """Both commands on all records, in turn; the ratio of throughputs pair by pair."""
-    runs = paired_runs({"derive-limb": commands.derive, "reconstruct": commands.reconstruct}, repeats)
+    """Both commands on all records, in turn; the ratio of throughputs pair by pair (also for
+    ``reconstruct --no-high-band``, side by side)."""
+    runs = paired_runs({"derive-limb": commands.derive, "reconstruct": commands.reconstruct,
+                        "reconstruct --no-high-band":
+                        functools.partial(commands.reconstruct, high_band=False)}, repeats)
     ratios = [d.wall_s / r.wall_s for d, r in zip(runs["derive-limb"], runs["reconstruct"], strict=True)]
     rows, out = [], {}
     for name, series in runs.items():
@@ -152,6 +154,11 @@ def whole_commands(commands: Commands, repeats: int, n: int) -> dict[str, Any]:
           f"(pairs {', '.join(f'{r:.3f}' for r in ratios)}) {verdict} the >= {TARGET_RATIO} target")
     out["ratio"] = ratio
     out["ratios"] = ratios
+    without = [d.wall_s / r.wall_s for d, r in zip(runs["derive-limb"],
+                                                  runs["reconstruct --no-high-band"], strict=True)]
+    print(f"same without the high band: {median(without):.3f} "
+          f"(pairs {', '.join(f'{r:.3f}' for r in without)})")
+    out["ratio_no_high_band"] = median(without)
     return out
 
 
