@@ -35,7 +35,7 @@ from ecgfill.models.base import (
     load_checkpoint,
     make_config,
 )
-from ecgfill.models.family import ANY, ModelFamily
+from ecgfill.models.family import ANY, ModelFamily, pyramid_multiple
 from ecgfill.models.onnx_backend import open_session, session_card
 
 N_LEADS = len(INDEPENDENT_LEADS)
@@ -66,7 +66,7 @@ class AnySetConfig:
 
 
 def multiple(config: AnySetConfig) -> int:
-    return 2 ** (len(config.channels) - 1) if config.core == "unet" else 1
+    return pyramid_multiple(config) if config.core == "unet" else 1
 
 
 def _core(config: AnySetConfig, n_inputs: int, n_outputs: int) -> Any:

@@ -25,6 +25,12 @@ def _none(config: Any) -> int:
     return 0
 
 
+def pyramid_multiple(config: Any) -> int:
+    """The input-length multiple of an encoder-decoder halving the length at each of
+    ``config.channels`` levels but the first."""
+    return 2 ** (len(config.channels) - 1)
+
+
 @dataclass(frozen=True)
 class ModelFamily:
     """What a family declares. ``build_core(config, n_inputs, n_outputs)`` gives the learned

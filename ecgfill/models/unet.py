@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from ecgfill.models.base import flops_per_second
-from ecgfill.models.family import ModelFamily
+from ecgfill.models.family import ModelFamily, pyramid_multiple
 
 # The hybrid U-Net paper's size class: encoder 64->512 channels, depth 4 (four poolings, a
 # 1024-channel bottleneck), two convs per level, kernel 5: 17.09 M parameters with 3 inputs and
@@ -50,16 +50,12 @@ class UNetConfig:
             raise ValueError("convs_per_level and head_channels must be >= 1")
 
 
-def multiple(config: UNetConfig) -> int:
-    return 2 ** (len(config.channels) - 1)
-
-
 def build_core(config: UNetConfig, n_inputs: int, n_outputs: int) -> nn.Module:
     return UNet1d(config, n_inputs, n_outputs)
 
 
 FAMILY = ModelFamily(
-    name="unet", config=UNetConfig, multiple=multiple, build_core=build_core,
+    name="unet", config=UNetConfig, multiple=pyramid_multiple, build_core=build_core,
     ridge_init=lambda config: config.ridge_init,
     loss_weights=lambda config: {"physics": config.physics_weight},
 )
@@ -144,7 +140,7 @@ def reference_flops_per_second(fs: float, n_inputs: int, n_outputs: int, window:
         def forward(self, x: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
             return self.core(x)[0]
 
-    return flops_per_second(_Bare(), n_inputs, fs, window, multiple(config))
+    return flops_per_second(_Bare(), n_inputs, fs, window, pyramid_multiple(config))
 
 
 def reference_parameters(n_inputs: int = 3, n_outputs: int = 5) -> int:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ecgfill.models.family import ModelFamily
+from ecgfill.models.family import ModelFamily, pyramid_multiple
 
 
 @dataclass
@@ -42,16 +42,12 @@ class VAEConfig:
             raise ValueError("kernel_size must be odd and latent_dim >= 1")
 
 
-def multiple(config: VAEConfig) -> int:
-    return 2 ** (len(config.channels) - 1)
-
-
 def build_core(config: VAEConfig, n_inputs: int, n_outputs: int) -> nn.Module:
     return VAE1d(config, n_inputs, n_outputs)
 
 
 FAMILY = ModelFamily(
-    name="vae", config=VAEConfig, multiple=multiple, build_core=build_core,
+    name="vae", config=VAEConfig, multiple=pyramid_multiple, build_core=build_core,
     ridge_init=lambda config: config.ridge_init,
     loss_weights=lambda config: {"kl": config.beta},
     latent_channels=lambda config: config.latent_dim,
