@@ -71,6 +71,9 @@ def ship(run_dir: Path) -> dict:
         for key in ("lead_sets", "lead_sets_protocol", "evaluation"):
             if key in kept and key not in card:
                 card[key] = kept[key]
+    from ecgfill.models.highband import card_bandwidth
+
+    card["bandwidth"] = card_bandwidth(float(card["fs"]), card.get("input_filters"))
     card["training"]["command"] = train  # no path of the machine that trained it
     card["training"]["dataset"]["path"] = dataset
     card["recipe"] = {
@@ -122,10 +125,12 @@ def readme(cards: list[dict]) -> str:
         "",
         "500 Hz external r: learned leads on 40 CPSC2018/Georgia/Chapman/Ningbo records at 500 Hz",
         "(never seen in training); the models run at 100 Hz internally, inputs are resampled down and",
-        "predictions back up, so content above 50 Hz is not reconstructed. Details, CIs and the",
-        "linear baseline on the same records are in each card's `evaluation`.",
+        "predictions back up (their own band stops at 47.5 Hz; the high band above it comes from",
+        "`highband-any`, below). Details, CIs and the linear baseline on the same records are in",
+        "each card's `evaluation`.",
         "",
         *any_subset_section(cards),
+        *high_band_section(),
         "Reproduce a model from scratch (dedicated models ≤ 60 min on 2 CPU cores; the any-subset",
         "U-Net up to 3 h, resumable with `--resume`):",
         "",
@@ -175,6 +180,40 @@ def any_subset_section(cards: list[dict]) -> list[str]:
         cells.append(f"`{name}` {r:.3f}" if name else "")
         lines.append(f"| {key} | " + " | ".join(cells) + " |")
     return [*lines, ""]
+
+
+def high_band_section() -> list[str]:
+    """Markdown: the high-band models (their own card format) and their validation figures."""
+    lines: list[str] = []
+    for path in sorted(HERE.glob("*.json")):
+        card = json.loads(path.read_text())
+        if card.get("format") != "ecgfill-high-band":
+            continue
+        low, top = card["bandwidth_hz"]
+        val = card["validation"]
+        lines += [
+            f"## High band: `{card['name']}`",
+            "",
+            f"Adds the band {low:g}-{top:g} Hz of every reconstructed lead at input rates above 100 Hz",
+            "(the part the round trip through 100 Hz removes): a linear any-subset model, the",
+            f"lagged covariance (±{card['lag']} samples at {card['fs']:g} Hz) of the 8 independent",
+            f"leads' high band over {card['dataset']['train_records']} PTB-XL 500 Hz originals of",
+            "folds 1-8, a ridge per lead plan, concentrated on the QRS and scaled to the true",
+            f"band's energy (at most {card['gain_cap']:g}x). Recipe: `ecgfill preprocess",
+            "../shared/data/ptb-xl/records500 data/ptbxl500hp --fs 500 --splits",
+            f"../shared/data/ptb-xl/ptbxl500_folds.csv --highpass 0.5`, `{card['recipe']}`.",
+            f"The high band alone on fold 9 ({val['records']} records at 500 Hz, validation), r of",
+            "the predicted against the true high band of each missing lead (mean; median) and",
+            "predicted ÷ true energy (median):",
+            "",
+            "| lead set | r mean | r median | energy ratio median |",
+            "|---|---|---|---|",
+        ]
+        for key, e in val["lead_sets"].items():
+            lines.append(f"| {key} | {e['r_mean']:.3f} | {e['r_median']:.3f} | "
+                         f"{e['energy_ratio_median']:.2f} |")
+        lines.append("")
+    return lines
 
 
 def main() -> None:
