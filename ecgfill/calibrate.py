@@ -12,6 +12,13 @@ are a ridge fit shrunk toward "no correction" (w = 0) by :data:`STRENGTH`, chose
 training folds (``scripts/calibration_tune.py``). The correction is linear and time-invariant,
 so it applies chunk by chunk to records of any length.
 
+The correction is fitted and computed at the model's rate (100 Hz for the shipped models),
+where the model itself runs: the reference is brought to that rate, and for a record at
+another rate :meth:`Calibration.correct` takes the record's inputs and the prediction to the
+model's rate, computes the correction there and adds it, resampled, to the prediction at the
+record's rate. So what is applied is what was fitted, whatever the two rates, and the cost of
+the fit does not grow with the record's or the reference's rate.
+
 Two guards fall back to the uncalibrated output, each said in the output:
 
 * per lead, when the correction does not generalise within the reference itself: it is fitted
@@ -93,13 +100,21 @@ def _rows(prediction: np.ndarray, k: int) -> np.ndarray:
     return np.asarray(prediction, dtype=np.float64)[order]
 
 
+def _weighted(w: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """``w @ x`` for weights ``[F]`` and features ``[F, T]``. The products here (this and the
+    Gram matrix in :func:`ridge`) are small, and numpy's einsum runs them on one thread:
+    as ``@`` they go to OpenBLAS, whose threads wait on each other on a busy machine (a 2-min
+    100 Hz fit took seconds with 2 busy cores, milliseconds on one thread)."""
+    return np.einsum("f,ft->t", w, x)
+
+
 def ridge(x: np.ndarray, target: np.ndarray, strength: float) -> np.ndarray:
     """Weights ``[features]`` of the ridge fit of ``target`` ``[T]`` on ``x`` ``[F, T]``, with the
     features scaled to unit RMS and the penalty ``strength`` in those units (0: least squares)."""
     scale = np.sqrt(np.mean(x * x, axis=1)) + 1e-9
     xs = x / scale[:, None]
-    gram = xs @ xs.T / x.shape[1]
-    rhs = xs @ target / x.shape[1]
+    gram = np.einsum("ft,gt->fg", xs, xs) / x.shape[1]
+    rhs = np.einsum("ft,t->f", xs, target) / x.shape[1]
     w = np.linalg.solve(gram + (strength + 1e-9) * np.eye(len(scale)), rhs)
     return w / scale
 
@@ -117,18 +132,19 @@ def held_out_gain(x: np.ndarray, own: np.ndarray, truth: np.ndarray, strength: f
     gains = []
     for fit, test in ((slice(0, half), slice(half, None)), (slice(half, None), slice(0, half))):
         w = ridge(x[:, fit], truth[fit] - own[fit], strength)
-        corrected = own[test] + w @ x[:, test]
+        corrected = own[test] + _weighted(w, x[:, test])
         gains.append(pearson(corrected, truth[test]) - pearson(own[test], truth[test]))
     return float(np.mean(gains))
 
 
 @dataclass
 class Calibration:
-    """A fitted personal calibration for one model at one rate.
+    """A fitted personal calibration for one model, at the rate :attr:`fs` it was fitted at.
 
     ``weights`` holds the correction of each calibrated lead (a learned lead absent from it
     is left as the model predicts it, for the reason in ``fallback``); ``template`` is the
-    reference's input-lead median beat, for :meth:`for_record`'s similarity guard."""
+    reference's input-lead median beat at :attr:`fs`, for :meth:`for_record`'s similarity
+    guard. ``record_fs``: the rate of the signals :meth:`correct` is given (None: :attr:`fs`)."""
 
     reference: str
     model: str
@@ -143,6 +159,7 @@ class Calibration:
     similarity: float | None = None
     notes: list[str] = field(default_factory=list)
     filters: dict[str, Any] | None = None  # the model's input filters, applied by correct()
+    record_fs: float | None = None  # the rate correct() works at, when not fs
 
     @property
     def active(self) -> bool:
@@ -152,27 +169,48 @@ class Calibration:
         """The corrected ``prediction`` ``[len(output_leads), T]`` from the input-filtered
         model ``inputs`` ``[len(input_leads), T]`` at :attr:`fs` (NaN stays NaN)."""
         out = np.array(prediction, dtype=np.float32)
+        for k, delta in self._deltas(inputs, prediction).items():
+            out[k] = (np.asarray(prediction[k], dtype=np.float64) + delta).astype(np.float32)
+        return out
+
+    def _deltas(self, inputs: np.ndarray, prediction: np.ndarray) -> dict[int, np.ndarray]:
+        """The correction ``[T]`` (float64) of each calibrated output lead, by its row, from
+        input-filtered ``inputs`` and the ``prediction`` at :attr:`fs`."""
         if not self.weights:
-            return out
+            return {}
         lag_set = lags(self.fs)
         finite_inputs = np.nan_to_num(np.asarray(inputs, dtype=np.float64))
+        deltas = {}
         for k, name in enumerate(self.output_leads):
             w = self.weights.get(name)
-            if w is None:
-                continue
-            own = np.asarray(prediction[k], dtype=np.float64)
-            x = design(finite_inputs, np.nan_to_num(_rows(prediction, k)), lag_set)
-            out[k] = (own + w @ x).astype(np.float32)
-        return out
+            if w is not None:
+                deltas[k] = _weighted(w, design(finite_inputs, np.nan_to_num(_rows(prediction, k)),
+                                                lag_set))
+        return deltas
 
     def correct(self, inputs: np.ndarray, prediction: np.ndarray) -> np.ndarray:
         """:meth:`apply` to the model's raw ``inputs`` (gaps bridged), filtered here as the
-        model's inputs are."""
-        from ecgfill.dsp import apply_filters
+        model's inputs are, both at :attr:`record_fs`. At another rate than :attr:`fs` the
+        inputs and the prediction are resampled to :attr:`fs` (as the model's inputs are), the
+        correction is computed there and added, resampled to :attr:`record_fs`, to the
+        prediction."""
+        from ecgfill.dsp import apply_filters, resample
 
         if not self.weights:
             return np.asarray(prediction, dtype=np.float32)
-        return self.apply(apply_filters(inputs, self.fs, self.filters), prediction)
+        fs = self.record_fs or self.fs
+        if abs(fs - self.fs) < 1e-9:
+            return self.apply(apply_filters(inputs, self.fs, self.filters), prediction)
+        n = np.shape(prediction)[-1]
+        x = apply_filters(resample(np.nan_to_num(np.asarray(inputs, dtype=np.float64)), fs,
+                                   self.fs), self.fs, self.filters)
+        y = resample(np.nan_to_num(np.asarray(prediction, dtype=np.float64)), fs, self.fs)
+        out = np.array(prediction, dtype=np.float32)
+        for k, delta in self._deltas(x, y).items():
+            up = np.asarray(resample(delta[None], self.fs, fs), dtype=np.float64)[0]
+            up = up[:n] if up.size >= n else np.pad(up, (0, n - up.size), mode="edge")
+            out[k] = (np.asarray(prediction[k], dtype=np.float64) + up).astype(np.float32)
+        return out
 
     def for_record(self, inputs: np.ndarray, similarity: float | None = None) -> Calibration:
         """This calibration checked against a record's input-filtered model ``inputs``: when its
@@ -330,26 +368,34 @@ def check_reference(reference: ECGRecord, needed: tuple[str, ...], learned: tupl
     return absent
 
 
-def prepare(reference: ECGRecord, model: Any, fs: float, run: Runner,
-            guard: Guard = Guard()) -> Calibration:
-    """The calibration of ``model`` (bound to a record's leads) at the record's rate ``fs`` from
-    a 12-lead ``reference`` of the same patient (any rate: resampled to ``fs``), masked to the
-    model's inputs and reconstructed by ``run`` (:func:`ecgfill.reconstruct.reconstruct_record`,
-    passed in so that this module does not import it). RecordError for a reference that cannot
-    calibrate (:func:`check_reference`)."""
+def prepare(reference: ECGRecord, model: Any, run: Runner, guard: Guard = Guard()
+            ) -> Calibration:
+    """The calibration of ``model`` (bound to a record's leads) at the model's rate from a
+    12-lead ``reference`` of the same patient (any rate: resampled to the model's), masked to
+    the model's inputs and reconstructed by ``run``
+    (:func:`ecgfill.reconstruct.reconstruct_record`, passed in so that this module does not
+    import it). RecordError for a reference that cannot calibrate (:func:`check_reference`).
+    A reference longer than :data:`MAX_REFERENCE_SECONDS` is cut (with a second to spare for
+    the resampling filter) before it is resampled."""
     from ecgfill.dsp import resample
 
     needed, learned = tuple(model.input_leads), tuple(model.output_leads)
     absent = check_reference(reference, needed, learned)
+    fs = float(model.fs)
     notes = []
-    if abs(reference.fs - fs) > 1e-9:
-        notes.append(f"calibration reference resampled from {reference.fs:g} Hz to {fs:g} Hz")
-        reference = replace(reference, signal=resample(reference.signal, reference.fs, fs), fs=fs)
-    limit = int(MAX_REFERENCE_SECONDS * fs)
-    if reference.n_samples > limit:
+    if reference.n_samples > int(MAX_REFERENCE_SECONDS * reference.fs):
         notes.append(f"calibration fitted on the reference's first {MAX_REFERENCE_SECONDS:g} s")
-        reference = replace(reference, signal=reference.signal[:, :limit])
+        spare = int((MAX_REFERENCE_SECONDS + 1.0) * reference.fs)
+        reference = replace(reference, signal=reference.signal[:, :spare])
     full = _with_limb(reference)
+    full = full.select([n for n in full.leads if n in needed or n in learned])  # the leads used
+    if abs(full.fs - fs) > 1e-9:
+        notes.append(f"calibration reference resampled from {full.fs:g} Hz to {fs:g} Hz "
+                     "(the model's rate)")
+        full = replace(full, signal=resample(full.signal, full.fs, fs), fs=fs)
+    limit = int(MAX_REFERENCE_SECONDS * fs)
+    if full.n_samples > limit:
+        full = replace(full, signal=full.signal[:, :limit])
     masked = replace(full.select(list(needed)), comments=[], warnings=[])
     prediction = _leads(run(masked, model)[0], learned)
     filters = getattr(model, "input_filters", None)
@@ -432,16 +478,26 @@ def for_job(reference: str | None, model: Any, first: ECGRecord, mapped: bool, r
                       if mapped else [])
     if model is None:
         return None, [f"calibration with {reference} not needed: no lead is reconstructed"]
-    key = (str(Path(reference).resolve()), f"{model.name} {model.version}", first.fs)
+    key = (str(Path(reference).resolve()), f"{model.name} {model.version}", float(model.fs))
     if record is not None:
         _PREPARED.pop(key, None)
     if key not in _PREPARED:
-        _PREPARED[key] = prepare(record or read_reference(reference), model, first.fs, run)
+        _PREPARED[key] = prepare(record or read_reference(reference), model, run)
     prepared = _PREPARED[key]
-    inputs = _filtered(_leads(_with_limb(first), tuple(model.input_leads)), first.fs,
-                       prepared.filters)
-    checked = prepared.for_record(np.nan_to_num(inputs))
+    checked = prepared.for_record(_model_inputs(first, model, prepared))
+    checked = replace(checked, record_fs=float(first.fs))
     return checked, checked.notes + checked.warnings()
+
+
+def _model_inputs(record: ECGRecord, model: Any, calibration: Calibration) -> np.ndarray:
+    """``record``'s inputs of ``model`` as the calibration compares them: at its rate, filtered
+    as the model's inputs are, gaps as 0."""
+    from ecgfill.dsp import resample
+
+    x = _leads(_with_limb(record), tuple(model.input_leads))
+    if abs(record.fs - calibration.fs) > 1e-9:
+        x = resample(np.nan_to_num(x), record.fs, calibration.fs)
+    return np.nan_to_num(_filtered(x, calibration.fs, calibration.filters))
 
 
 def read_calibration_map(path: str | Path) -> tuple[tuple[str, str], ...]:

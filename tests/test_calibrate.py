@@ -90,6 +90,54 @@ def test_held_out_guard_leaves_unpredictable_leads_alone() -> None:
     assert cal.held_out_gain["V2"] < 0.0 < cal.held_out_gain["V1"]
 
 
+def test_correct_at_the_record_rate_applies_what_was_fitted_at_the_model_rate() -> None:
+    """Fitted at 100 Hz, applied to a 500 Hz record: the correction is computed at 100 Hz and
+    added resampled, so the corrected 500 Hz prediction brought to 100 Hz is what the fit gives
+    at 100 Hz, and it corrects the 500 Hz record as well."""
+    from ecgfill.dsp import resample
+
+    ref = synthesize(20, 100, PATIENT, seed=1)
+    cal = fit("ref", "m", 100.0, *_arrays(ref, 0.6), ("I", "II", "V4"), OUT, Guard(0.01, 0.0, 0.7))
+    assert cal.active and cal.fs == 100.0
+    target = synthesize(10, 500, PATIENT, seed=2)
+    inputs = np.stack([target.lead(n) for n in ("I", "II", "V4")]).astype(np.float64)
+    truth = {n: target.lead(n).astype(np.float64) for n in OUT}
+    prediction = np.stack([0.6 * truth[n] + 0.3 * np.roll(inputs[0], 10) for n in OUT])
+    corrected = replace(cal, record_fs=500.0).correct(inputs, prediction)
+    assert corrected.shape == prediction.shape and corrected.dtype == np.float32
+    at_100 = cal.apply(resample(inputs, 500.0, 100.0), resample(prediction, 500.0, 100.0))
+    back = resample(corrected, 500.0, 100.0)
+    scale = np.abs(at_100).max()
+    assert np.abs(back - at_100)[:, 50:-50].max() < 0.01 * scale  # edges: resampling filter
+    for k, name in enumerate(OUT):
+        assert pearson(corrected[k], truth[name]) > pearson(prediction[k], truth[name]) + 0.02
+    same_rate = replace(cal, record_fs=100.0)  # no resampling at the fit's rate: bit-exact
+    x100, p100 = resample(inputs, 500.0, 100.0), resample(prediction, 500.0, 100.0)
+    assert np.array_equal(same_rate.correct(x100, p100), cal.apply(x100, p100))
+
+
+def test_a_500_hz_reference_and_record_are_fitted_at_the_model_rate(monkeypatch) -> None:
+    from ecgfill import api
+    from ecgfill.reconstruct import ReconstructSettings, choose_model, reconstruct_record
+
+    monkeypatch.setattr(calibrate, "MAX_REFERENCE_SECONDS", 12.0)
+    ref = synthesize(20, 500, PATIENT, seed=1)
+    record = synthesize(10, 500, PATIENT, seed=2)
+    reduced = record.select(["I", "II", "V4"])
+    model, _ = choose_model(("I", "II", "V4"), ReconstructSettings(model="unet-i-ii-v4"))
+    cal = calibrate.record_calibration(reduced, model, ref, reconstruct_record)
+    assert cal is not None and cal.active and cal.fs == model.fs and cal.record_fs == 500.0
+    assert cal.similarity is not None and cal.similarity > 0.9
+    assert "calibration fitted on the reference's first 12 s" in cal.notes
+    assert "calibration reference resampled from 500 Hz to 100 Hz (the model's rate)" in cal.notes
+    plain = api.reconstruct(reduced, model="unet-i-ii-v4")
+    calibrated = api.reconstruct(reduced, model="unet-i-ii-v4", reference=ref)
+    learned = ["V1", "V2", "V3", "V5", "V6"]
+    r_plain = np.mean([pearson(plain.lead(n), record.lead(n)) for n in learned])
+    r_cal = np.mean([pearson(calibrated.lead(n), record.lead(n)) for n in learned])
+    assert r_cal > r_plain
+
+
 def test_bad_references_are_one_clear_line() -> None:
     good = synthesize(10, 100, PATIENT, seed=1)
     with pytest.raises(RecordError, match="at least 5 s"):
@@ -122,7 +170,8 @@ def test_cli_calibrate_with_says_so_in_json_and_header(tmp_path: Path) -> None:
     cal = line["calibration"]
     assert cal["reference"] == str(ref) and cal["strength"] == calibrate.STRENGTH
     assert cal["leads_calibrated"] and not cal["fell_back"]
-    assert "calibration reference resampled from 500 Hz to 250 Hz" in line["warnings"]
+    assert ("calibration reference resampled from 500 Hz to 100 Hz (the model's rate)"
+            in line["warnings"])
     header = (tmp_path / "out" / "rec.hea").read_text()
     assert f"# personal calibration: reference {ref}" in header
     out, before = read_record(tmp_path / "out" / "rec.hea"), read_record(tmp_path / "plain" / "rec.hea")
