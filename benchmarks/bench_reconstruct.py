@@ -47,7 +47,7 @@ from _common import (
 )
 
 TARGET_RATIO = 0.5
-STAGES = ("read", "resample", "model", "derive", "write")
+STAGES = ("read", "resample", "model", "high band", "derive", "write")
 
 
 def main() -> int:
@@ -209,7 +209,7 @@ def breakdown(inputs: Path, scratch: Path, model: str, backend: str, threads: in
     load_start = time.perf_counter()
     from ecgfill.io import read_record
 
-    loaded = choose_model(read_record(items[0].path).leads, settings)
+    loaded, _ = choose_model(read_record(items[0].path).leads, settings)
     load_s = time.perf_counter() - load_start
     out: dict[str, Any] = {"model_load_s": load_s}
     rows = []
@@ -260,6 +260,7 @@ def stage_timers(model: Any) -> Iterator[dict[str, float]]:
     """Accumulate seconds spent in each stage's library functions while the block runs."""
     from ecgfill import dsp
     from ecgfill.io import wfdb_reader, wfdb_writer
+    from ecgfill.models.highband import HighBandModel
     from ecgfill.record import ECGRecord
 
     totals: dict[str, float] = defaultdict(float)
@@ -269,6 +270,7 @@ def stage_timers(model: Any) -> Iterator[dict[str, float]]:
         (wfdb_reader.WfdbReader, "verify", "read"),
         (dsp, "resample", "resample"),
         (model, "predict", "model"),
+        (HighBandModel, "predict", "high band"),
         (ECGRecord, "with_limb_leads", "derive"),
         (ECGRecord, "in_standard_order", "derive"),
         (wfdb_writer.WfdbWriter, "__init__", "write"),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -105,31 +106,31 @@ class LeadPlan:
             raise ValueError("no standard leads measured")
         return cls(tuple(sorted(given, key=LEAD_INDEX.__getitem__)))
 
-    @property
+    @cached_property
     def limb(self) -> tuple[str, ...]:
         return tuple(n for n in self.measured if n in LIMB_FROM_I_II)
 
-    @property
+    @cached_property
     def chest(self) -> tuple[str, ...]:
         return tuple(n for n in self.measured if n in CHEST_LEADS)
 
-    @property
+    @cached_property
     def frontal_dof(self) -> int:
         """Degrees of freedom of the frontal plane that are measured (0, 1 or 2)."""
         return min(2, len(self.limb))
 
-    @property
+    @cached_property
     def inputs(self) -> tuple[str, ...]:
         """The measured quantities, one per degree of freedom, in standard order."""
         limb = ("I", "II") if self.frontal_dof == 2 else self.limb
         return (*limb, *self.chest)
 
-    @property
+    @cached_property
     def known(self) -> tuple[str, ...]:
         """Independent leads given exactly by the measurements."""
         return tuple(n for n in INDEPENDENT_LEADS if n in self.inputs)
 
-    @property
+    @cached_property
     def predicted(self) -> tuple[str, ...]:
         """Independent leads a model must supply (with one limb lead other than I or II
         measured, both I and II: their combination is then corrected to the measurement)."""
@@ -140,12 +141,12 @@ class LeadPlan:
         """All 8 independent leads measured: every lead follows without a model."""
         return not self.predicted
 
-    @property
+    @cached_property
     def key(self) -> str:
         """The plan's lead set as text, e.g. ``I,II,V4`` (six limb leads read as ``I,II``)."""
         return ",".join(self.inputs)
 
-    @property
+    @cached_property
     def derived_limb(self) -> tuple[str, ...]:
         """Limb leads not measured, derived from I and II."""
         return tuple(n for n in LIMB_LEADS if n not in self.measured)
