@@ -349,9 +349,9 @@ def reconstruct_record(
         y, spread = predict_at_record_rate(model, x, record.fs, samples, blank)
         if calibration is not None:
             y = calibration.correct(x, y)
-        if high_band is not None:
-            measured, _ = bridge_gaps(model_inputs(record, plan.inputs, fill=False),
-                                      short_gap_samples(record.fs))
+        if high_band is not None:  # from all measured leads (the model's inputs when equal)
+            measured = x if tuple(model.input_leads) == plan.inputs else bridge_gaps(
+                model_inputs(record, plan.inputs, fill=False), short_gap_samples(record.fs))[0]
             y = y + high_band.predict_leads(measured, record.fs, plan, model.output_leads)
         invalid = gap_reach(model, blank, record.fs) | _uncorrectable(record, plan)
         if invalid.any():
