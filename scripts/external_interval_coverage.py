@@ -6,11 +6,12 @@
     python scripts/external_interval_coverage.py --ptbxl500-heldout /work/data/ptbxl100hp ...
 
 Each reference is masked to ``--leads``, reconstructed as ``ecgfill reconstruct`` does (the
-100 Hz models resampled in and out), and its bands computed at its rate; the truth is taken
-through the model's input high-pass (0.5 Hz: the band the models reconstruct and the intervals
-bound). ``--ptbxl500-heldout DATASET`` adds the PTB-XL 500 Hz originals of fold 9 whose patients
-are in the held-out half of the calibration split (the calibration used their 100 Hz versions'
-other half only). Per level: coverage over all learned-lead samples, per lead, in QRS and
+100 Hz models resampled in and out, the high band added unless ``--no-high-band``), and its
+bands computed at its rate; the truth is taken through the model's input high-pass (0.5 Hz: the
+band the models reconstruct and the intervals bound). ``--ptbxl500-heldout DATASET`` adds the
+PTB-XL 500 Hz originals of fold 9 whose patients are in the held-out half of the calibration
+split (the calibration used their 100 Hz versions' other half only). Per level: coverage over
+all learned-lead samples, per lead, in QRS and
 elsewhere, and the mean width.
 """
 
@@ -30,7 +31,12 @@ from ecgfill.evaluate.run import complete_reference
 from ecgfill.intervals import PlanCalibration, RecordIntervals
 from ecgfill.io import discover, read_record
 from ecgfill.leads import STANDARD_LEADS, LeadPlan
-from ecgfill.reconstruct import ReconstructSettings, choose_model, reconstruct_record
+from ecgfill.reconstruct import (
+    ReconstructSettings,
+    choose_model,
+    high_band_for,
+    reconstruct_record,
+)
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -61,6 +67,8 @@ def main() -> None:
     parser.add_argument("--levels", nargs="+", type=float, default=[0.8, 0.9, 0.95])
     parser.add_argument("--ptbxl500-heldout", metavar="DATASET")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--no-high-band", action="store_true",
+                        help="leave out the high band above 47.5 Hz (as reconstruct --no-high-band)")
     args = parser.parse_args()
     paths = [i.path for i in discover.find_records(args.refs) if not i.error] if args.refs else []
     if args.ptbxl500_heldout:
@@ -83,7 +91,8 @@ def main() -> None:
         if ref.warnings and any("flat" in w for w in ref.warnings):
             print(f"{path}: left out (a flat lead)", file=sys.stderr)
             continue
-        rec, _ = reconstruct_record(ref.select(list(leads)), model)
+        rec, _ = reconstruct_record(ref.select(list(leads)), model, high_band=high_band_for(
+            ref.fs, model, not args.no_high_band))
         rec = rec.in_standard_order()
         truth = apply_filters(np.nan_to_num(ref.signal), ref.fs, model.input_filters)[rows]
         out = rec.signal[rows]
