@@ -50,8 +50,7 @@ BAND = "0.5 Hz high-passed (the band the models reconstruct)"
 def uncertain_leads(plan: LeadPlan) -> tuple[str, ...]:
     """The standard leads the measurements do not determine exactly (predicted leads and limb
     leads computed from predicted ones), in standard order."""
-    a = plan.constraints()
-    basis = np.linalg.pinv(a) @ a  # projector onto the measured row space
+    basis = plan.lift @ plan.constraints()  # projector onto the measured row space
     return tuple(n for n in STANDARD_LEADS
                  if np.abs(limb_coefficients(n) @ basis - limb_coefficients(n)).max() > 1e-9)
 

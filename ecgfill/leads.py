@@ -164,8 +164,22 @@ class LeadPlan:
                 "derived_exactly": self.derived_exactly}
 
     def constraints(self) -> np.ndarray:
-        """``[len(inputs), 8]``: each measured quantity as a row over I, II, V1-V6."""
-        return np.stack([limb_coefficients(n) for n in self.inputs])
+        """``[len(inputs), 8]``: each measured quantity as a row over I, II, V1-V6 (read-only)."""
+        return self._constraints
+
+    @cached_property
+    def _constraints(self) -> np.ndarray:
+        a = np.stack([limb_coefficients(n) for n in self.inputs])
+        a.flags.writeable = False
+        return a
+
+    @cached_property
+    def lift(self) -> np.ndarray:
+        """``[8, len(inputs)]``: the pseudo-inverse of :meth:`constraints`, which turns a misfit
+        of the measured quantities into the least change of the 8 leads (read-only)."""
+        lift = np.linalg.pinv(self._constraints)
+        lift.flags.writeable = False
+        return lift
 
     def can_feed(self, model_inputs: Iterable[str]) -> bool:
         """Whether a model taking ``model_inputs`` can be fed from these measurements (its limb
@@ -188,6 +202,5 @@ class LeadPlan:
                 estimate[..., k, :] = np.asarray(predicted[name], dtype=np.float64)
             elif name not in self.known:
                 raise ValueError(f"no prediction for lead {name}")
-        a = self.constraints()
-        residual = inputs - a @ estimate
-        return estimate + np.linalg.pinv(a) @ residual
+        residual = inputs - self._constraints @ estimate
+        return estimate + self.lift @ residual

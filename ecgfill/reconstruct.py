@@ -374,8 +374,7 @@ def reconstruct_record(
 def _uncorrectable(record: ECGRecord, plan: LeadPlan) -> np.ndarray:
     """``[samples]``: True where a measured quantity the predictions are corrected to is NaN
     (the single limb lead other than I or II that fixes one frontal degree of freedom)."""
-    a = plan.constraints()
-    weights = np.abs(np.linalg.pinv(a)[[INDEPENDENT_LEADS.index(n) for n in plan.predicted]])
+    weights = np.abs(plan.lift[[INDEPENDENT_LEADS.index(n) for n in plan.predicted]])
     coupled = tuple(n for j, n in enumerate(plan.inputs) if weights[:, j].max(initial=0) > 1e-9)
     if not coupled:
         return np.zeros(record.n_samples, dtype=bool)

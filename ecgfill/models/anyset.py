@@ -193,7 +193,7 @@ def plan_tensors(plan: LeadPlan, covariance: Mapping[str, Any], lag: int,
                  ridge: float) -> PlanTensors:
     a = plan.constraints()
     weight, bias = subset_ridge(covariance, a, lag, ridge)
-    lift = np.linalg.pinv(a)
+    lift = plan.lift
     projector = lift @ a
     return PlanTensors(
         lift=lift.astype(np.float32),
