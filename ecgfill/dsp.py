@@ -207,6 +207,16 @@ def _resample_fourier(x: np.ndarray, up: int, down: int) -> np.ndarray:
     return out[..., skip : skip + n_out]
 
 
+def fit_length(y: np.ndarray, n: int) -> np.ndarray:
+    """Trim or edge-pad the last axis to ``n`` samples (rational resampling, and a round trip
+    through it, can be a sample off)."""
+    if y.shape[-1] == n:
+        return y
+    if y.shape[-1] > n:
+        return y[..., :n]
+    return np.pad(y, [(0, 0)] * (y.ndim - 1) + [(0, n - y.shape[-1])], mode="edge")
+
+
 def resample(
     x: np.ndarray,
     fs_in: float,

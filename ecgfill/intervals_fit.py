@@ -12,7 +12,6 @@ exactly as ``ecgfill reconstruct`` does.
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -43,6 +42,7 @@ from ecgfill.intervals import (
     score_quantiles,
     uncertain_leads,
 )
+from ecgfill.io.atomic import write_text_atomic
 from ecgfill.leads import STANDARD_LEADS, LeadPlan
 from ecgfill.reconstruct import ReconstructSettings, choose_model, get_model
 from ecgfill.train.data import open_dataset
@@ -275,8 +275,6 @@ def calibrate_dataset(dataset: str | Path, names: list[str], split: str = "val",
             path = cards[name]
             card = json.loads(path.read_text())
             card["intervals"] = block
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(card, indent=2, allow_nan=False) + "\n")
-            os.replace(tmp, path)
+            write_text_atomic(path, json.dumps(card, indent=2, allow_nan=False) + "\n")
             print(f"{name}: calibration written to {path}", file=sys.stderr)
     return results

@@ -82,22 +82,6 @@ def high_band_for(fs: float, model: ReconstructionModel | None,
     return high if high is not None and high.applies(fs, model.fs) else None
 
 
-def reconstructed_band(fs: float, model: ReconstructionModel,
-                       high: HighBandModel | None) -> list[float]:
-    """``[low, top]`` Hz: the band reconstructed leads carry at a record rate ``fs``, from the
-    model's input high-pass to the model's band at its rate (or the high band's top)."""
-    from ecgfill.dsp import highpass_in
-    from ecgfill.models.highband import band_top_hz, low_path_top_hz
-
-    highpass = highpass_in(getattr(model, "input_filters", None))
-    low = highpass.cutoff_hz if highpass else 0.0
-    if high is not None:
-        return [low, band_top_hz(fs)]
-    if abs(fs - model.fs) < 1e-9:
-        return [low, model.fs / 2]
-    return [low, min(low_path_top_hz(model.fs), low_path_top_hz(fs))]
-
-
 def backend_problem(backend: str, device: str) -> str | None:
     """Why ``backend`` cannot run on ``device`` in this environment (one line with what to
     install), or None. Nothing is loaded and no CUDA context is created."""
@@ -282,7 +266,7 @@ def predict_at_record_rate(
     filtered signal's baseline. Returns the prediction and, when ``samples`` > 1 (VAE models),
     its per-sample spread.
     """
-    from ecgfill.dsp import apply_filters, resample
+    from ecgfill.dsp import apply_filters, fit_length, resample
 
     n = x.shape[-1]
     same_rate = abs(fs - model.fs) < 1e-9
@@ -300,7 +284,7 @@ def predict_at_record_rate(
     outs = [y] if spread is None else [y, spread]
     if not same_rate:
         outs = [resample(o, model.fs, fs) for o in outs]
-    outs = [_fit_length(o, n) for o in outs]
+    outs = [fit_length(o, n) for o in outs]
     return outs[0], (outs[1] if spread is not None else None)
 
 
@@ -313,13 +297,6 @@ def _at_rate(mask: np.ndarray, fs: float, fs_out: float, n_out: int) -> np.ndarr
     last = mask.shape[-1] - 1
     return (mask[..., np.clip(nearest - 1, 0, last)] | mask[..., np.clip(nearest, 0, last)]
             | mask[..., np.clip(nearest + 1, 0, last)])
-
-
-def _fit_length(y: np.ndarray, n: int) -> np.ndarray:
-    """Trim or edge-pad the last axis to ``n`` (rational resampling can be a sample off)."""
-    if y.shape[-1] == n:
-        return y
-    return y[:, :n] if y.shape[-1] > n else np.pad(y, ((0, 0), (0, n - y.shape[-1])), mode="edge")
 
 
 def reconstruct_record(
@@ -352,7 +329,7 @@ def reconstruct_record(
         if high_band is not None:  # from all measured leads (the model's inputs when equal)
             measured = x if tuple(model.input_leads) == plan.inputs else bridge_gaps(
                 model_inputs(record, plan.inputs, fill=False), short_gap_samples(record.fs))[0]
-            y = y + high_band.predict_leads(measured, record.fs, plan, model.output_leads)
+            y = y + high_band.predict(measured, record.fs, plan, model.output_leads)
         invalid = gap_reach(model, blank, record.fs) | _uncorrectable(record, plan)
         if invalid.any():
             y[:, invalid] = np.nan
@@ -365,9 +342,10 @@ def reconstruct_record(
     if model is not None:
         full.model = f"{model.name} {model.version}"
         if high_band is not None:
-            low, top = high_band.bandwidth_hz
+            from ecgfill.models.highband import band_top_hz
+
             full.model += (f" + {high_band.name} {high_band.version} (high band "
-                           f"{low:g}-{min(top, record.fs / 2):g} Hz)")
+                           f"{high_band.bandwidth_hz[0]:g}-{band_top_hz(record.fs):g} Hz)")
     return full, spread
 
 
@@ -540,8 +518,14 @@ def reconstruct_job(settings: ReconstructSettings, job: Job) -> Outcome:
     warnings = [w for w in final.warnings if w not in first_chunk_only]
     warnings += scan.reader_warnings(tuple(n for n in first.leads if n not in plan.dead),
                                      gaps=used if model is not None else ())
-    top_hz = reconstructed_band(fs, model, high)[1] if model else None
-    warnings += scan.clinical_warnings(model.fs if model else None, used, top_hz)
+    band = None
+    if model is not None:
+        from ecgfill.models.highband import reconstructed_band
+
+        band = reconstructed_band(fs, model.fs, getattr(model, "input_filters", None),
+                                  high is not None)
+    warnings += scan.clinical_warnings(model.fs if model else None, used,
+                                       band[1] if band else None)
     origins = dict(zip(final.leads, final.origins, strict=True))
     warnings += [f"lead {name} {why} over the whole record: not used as measured, "
                  f"{origins.get(name, 'left out')} instead" for name, why in plan.dead.items()]
@@ -559,7 +543,7 @@ def reconstruct_job(settings: ReconstructSettings, job: Job) -> Outcome:
             "leads_derived": final.leads_with("derived"),
             "leads_reconstructed": final.leads_with("reconstructed"),
             "fs": fs,
-            "bandwidth_hz": reconstructed_band(fs, model, high) if model else None,
+            "bandwidth_hz": band,
             "high_band_model": f"{high.name} {high.version}" if high else None,
             "n_samples": n,
             "seconds": round(time.perf_counter() - t0, 4),

@@ -188,7 +188,7 @@ def test_fft_path_equals_band_split_then_ridge(high_band_dir: Path) -> None:
     got = model.predict(x, 500.0, plan)
     inner = slice(500, -500)
     assert np.abs(got - ref)[:, inner].max() < 0.005 * np.abs(ref).max()
-    v1 = model.predict_leads(x, 500.0, plan, ["V1"])
+    v1 = model.predict(x, 500.0, plan, ["V1"])
     assert np.array_equal(v1[0], got[INDEPENDENT_LEADS.index("V1")])
 
 

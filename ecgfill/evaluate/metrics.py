@@ -51,21 +51,15 @@ def signal_metrics(
         raise ValueError(f"truth {t.shape} and reconstruction {y.shape} differ in shape")
     err = y - t
     sse = np.sum(err**2, axis=1)
-    tc = t - t.mean(axis=1, keepdims=True)
-    yc = y - y.mean(axis=1, keepdims=True)
-    sst = np.sum(tc**2, axis=1)
-    syy = np.sum(yc**2, axis=1)
+    sst = np.sum((t - t.mean(axis=1, keepdims=True)) ** 2, axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
-        r = np.sum(tc * yc, axis=1) / np.sqrt(sst * syy)
         prd = 100.0 * np.sqrt(sse / sst)
         snr = np.minimum(-20.0 * np.log10(prd / 100.0), SNR_CAP_DB)
         r2 = 1.0 - sse / sst
-    flat = sst <= 0
-    r[flat | (syy <= 0)] = np.nan
     for values in (prd, snr, r2):
-        values[flat] = np.nan
+        values[sst <= 0] = np.nan
     return {
-        "pearson_r": np.clip(r, -1.0, 1.0),
+        "pearson_r": pearson_rows(t, y),
         "mae_mv": np.mean(np.abs(err), axis=1),
         "rmse_mv": np.sqrt(sse / t.shape[1]),
         "snr_db": snr,
@@ -74,6 +68,18 @@ def signal_metrics(
         "amp_ratio": amplitude_ratio(t, y, fs, r_peaks),
         **high_band_metrics(t, y, fs),
     }
+
+
+def pearson_rows(truth: np.ndarray, recon: np.ndarray) -> np.ndarray:
+    """Pearson r of each row of ``recon`` with the same row of ``truth`` (``[leads, samples]``),
+    in [-1, 1]; NaN where either row is flat."""
+    tc = truth - truth.mean(axis=1, keepdims=True)
+    yc = recon - recon.mean(axis=1, keepdims=True)
+    sst, syy = np.sum(tc**2, axis=1), np.sum(yc**2, axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = np.sum(tc * yc, axis=1) / np.sqrt(sst * syy)
+    r[(sst <= 0) | (syy <= 0)] = np.nan
+    return np.clip(r, -1.0, 1.0)
 
 
 def high_band_metrics(truth: np.ndarray, recon: np.ndarray, fs: float) -> dict[str, np.ndarray]:
@@ -95,12 +101,9 @@ def high_band_metrics(truth: np.ndarray, recon: np.ndarray, fs: float) -> dict[s
     e_true = (bandpass(t, fs, ENERGY_FROM_HZ, top).astype(np.float64) ** 2).sum(axis=1)
     e_recon = (bandpass(y, fs, ENERGY_FROM_HZ, top).astype(np.float64) ** 2).sum(axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
-        tc, yc = tb - tb.mean(axis=1, keepdims=True), yb - yb.mean(axis=1, keepdims=True)
-        r = np.sum(tc * yc, axis=1) / np.sqrt(np.sum(tc**2, axis=1) * np.sum(yc**2, axis=1))
         ratio = e_recon / e_true
-    r[~np.isfinite(r)] = np.nan
     ratio[~(e_true > 0)] = np.nan
-    return {"high_band_r": np.clip(r, -1.0, 1.0), "high_energy_ratio": ratio}
+    return {"high_band_r": pearson_rows(tb, yb), "high_energy_ratio": ratio}
 
 
 def amplitude_ratio(

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from ecgfill.dsp import ANTIALIAS_TRANSITION, lowpass, resample
+from ecgfill.dsp import ANTIALIAS_TRANSITION, fit_length, highpass_in, lowpass, resample
 from ecgfill.errors import ModelError
 from ecgfill.leads import INDEPENDENT_LEADS, LeadPlan
 
@@ -48,12 +48,27 @@ def low_path_top_hz(low_fs: float) -> float:
     return (1.0 - ANTIALIAS_TRANSITION / 2) * low_fs / 2
 
 
+def low_edge_hz(input_filters: dict[str, Any] | None) -> float:
+    """Bottom of the band a model reconstructs: its input high-pass cutoff, or 0."""
+    highpass = highpass_in(input_filters)
+    return highpass.cutoff_hz if highpass else 0.0
+
+
+def reconstructed_band(fs: float, model_fs: float, input_filters: dict[str, Any] | None,
+                       with_high_band: bool) -> list[float]:
+    """``[low, top]`` Hz: the band reconstructed leads carry at a record rate ``fs``, from the
+    model's input high-pass to the model's band at its rate (or the high band's top)."""
+    low = low_edge_hz(input_filters)
+    if with_high_band:
+        return [low, band_top_hz(fs)]
+    if abs(fs - model_fs) < 1e-9:
+        return [low, model_fs / 2]
+    return [low, min(low_path_top_hz(model_fs), low_path_top_hz(fs))]
+
+
 def card_bandwidth(fs: float, input_filters: dict[str, Any] | None) -> dict[str, Any]:
     """What a model card says about the band a model at ``fs`` reconstructs."""
-    from ecgfill.dsp import highpass_in
-
-    highpass = highpass_in(input_filters)
-    low = highpass.cutoff_hz if highpass else 0.0
+    low = low_edge_hz(input_filters)
     return {
         "at_model_rate_hz": [low, fs / 2],
         "at_higher_rates_hz": [low, low_path_top_hz(fs)],
@@ -75,11 +90,7 @@ def high_band(x: np.ndarray, fs: float, low_fs: float) -> np.ndarray:
     x = np.asarray(x, dtype=np.float64)
     if fs <= low_fs * (1 + 1e-9):
         return np.zeros_like(x)
-    n = x.shape[-1]
-    low = resample(resample(x, fs, low_fs), low_fs, fs)[..., :n]
-    if low.shape[-1] < n:
-        low = np.concatenate([low, np.repeat(low[..., -1:], n - low.shape[-1], -1)], -1)
-    band = x - low
+    band = x - fit_length(resample(resample(x, fs, low_fs), low_fs, fs), x.shape[-1])
     top = band_top_hz(fs)
     return lowpass(band, fs, top, order=TOP_ORDER).astype(np.float64) if top < fs / 2 else band
 
@@ -212,10 +223,8 @@ class HighBandModel:
             keep = np.sqrt((y**2).sum(-1) / (gated**2).sum(-1))
         y = gated * (np.nan_to_num(keep, nan=0.0, posinf=0.0) * bound.gain[rows])[:, None]
         if abs(fs - self.fs) >= 1e-9:
-            y = high_band(resample(y, self.fs, fs)[..., :n], fs, self.low_fs)
-        if y.shape[-1] < n:
-            y = np.pad(y, ((0, 0), (0, n - y.shape[-1])))
-        return y[:, :n].astype(np.float32)
+            y = high_band(fit_length(resample(y, self.fs, fs), n), fs, self.low_fs)
+        return y.astype(np.float32)
 
     def _response(self, plan: LeadPlan, bound: _Bound, rows: list[int], n_fft: int) -> np.ndarray:
         """``[outputs, k, n_fft // 2 + 1]``: the band split times the ridge, per frequency."""
@@ -235,11 +244,6 @@ class HighBandModel:
                 self._responses.clear()
             self._responses[key] = ridge * band
         return self._responses[key]
-
-    def predict_leads(self, measured: np.ndarray, fs: float, plan: LeadPlan,
-                      leads: tuple[str, ...] | list[str]) -> np.ndarray:
-        """:meth:`predict` for the named independent ``leads``, ``[len(leads), T]``."""
-        return self.predict(measured, fs, plan, leads)
 
 
 @cache
@@ -264,10 +268,14 @@ def installed() -> HighBandModel | None:
 
 
 def card_paths(directories: Iterable[Path]) -> list[Path]:
-    """The high-band cards in ``directories``, in order."""
+    """The high-band cards in ``directories``, in order. Only a card with its ``.npz`` weight
+    file beside it is read (the reconstruction models' cards, megabytes of JSON, are not: this
+    runs at every start of ``reconstruct``)."""
     found = []
     for directory in directories:
         for path in sorted(directory.glob("*.json")):
+            if not path.with_suffix(".npz").is_file():
+                continue
             try:
                 if json.loads(path.read_text()).get("format") == HIGH_BAND_FORMAT:
                     found.append(path)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from ecgfill.errors import EcgfillError
+from ecgfill.io.atomic import write_text_atomic
 from ecgfill.leads import LeadPlan
 from ecgfill.models import anyset
 from ecgfill.models.base import (
@@ -57,9 +57,7 @@ def write_model_files(
         raise EcgfillError(f"{onnx_path}: ONNX output differs from PyTorch by {diff:.2e}{unit}")
     card[diff_key] = diff
     card["sha256"] = {p.name: sha256_file(p) for p in (onnx_path, pt_path)}
-    tmp = out_dir / f"{name}.json.tmp"
-    tmp.write_text(json.dumps(card, indent=2, allow_nan=False) + "\n")
-    os.replace(tmp, out_dir / f"{name}.json")
+    write_text_atomic(out_dir / f"{name}.json", json.dumps(card, indent=2, allow_nan=False) + "\n")
     return card
 
 

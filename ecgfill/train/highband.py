@@ -23,6 +23,7 @@ import numpy as np
 from ecgfill import __version__
 from ecgfill.console import info
 from ecgfill.errors import UsageError
+from ecgfill.io.atomic import write_text_atomic
 from ecgfill.leads import INDEPENDENT_LEADS, STANDARD_LEADS, LeadPlan
 from ecgfill.models.anyset import SHIPPED_SETS, lagged_covariance
 from ecgfill.models.base import PTBXL_ATTRIBUTION, sha256_file
@@ -131,7 +132,6 @@ def fit_high_band(dataset_dir: str | Path, out_dir: str | Path, name: str = "hig
     tmp.replace(weights)
     card["sha256"] = {weights.name: sha256_file(weights)}
     card_path = out / f"{name}.json"
-    card_path.with_suffix(".tmp").write_text(json.dumps(card, indent=1) + "\n")
-    card_path.with_suffix(".tmp").replace(card_path)
+    write_text_atomic(card_path, json.dumps(card, indent=1) + "\n")
     info(f"wrote {card_path} and {weights.name} in {time.monotonic() - began:.0f} s")
     return card

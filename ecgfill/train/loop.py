@@ -27,6 +27,7 @@ import numpy as np
 
 from ecgfill.console import info, progress, progress_enabled
 from ecgfill.errors import EcgfillError, UsageError
+from ecgfill.io.atomic import write_text_atomic
 from ecgfill.leads import CHEST_LEADS
 from ecgfill.models.base import (
     ARCHES,
@@ -292,9 +293,8 @@ class Trainer:
             info(text)
 
     def _write_json(self, name: str, obj: dict[str, Any]) -> None:
-        tmp = self.run_dir / (name + ".tmp")
-        tmp.write_text(json.dumps(obj, indent=2, allow_nan=False, default=str) + "\n")
-        os.replace(tmp, self.run_dir / name)
+        write_text_atomic(self.run_dir / name,
+                          json.dumps(obj, indent=2, allow_nan=False, default=str) + "\n")
 
     def _save(self, name: str, optimizer: Any, state: dict[str, Any],
               metrics: dict[str, Any]) -> None:
