@@ -1,37 +1,31 @@
 """Personal calibration: correct a model's output with a prior 12-lead of the same patient.
 
-A patient's standard 12-lead (the *reference*) carries their own lead geometry, which a
-population model can only guess. The reference is masked to the model's input leads and
-reconstructed; for every learned lead a linear correction of the model's output is fitted on it:
+A patient's standard 12-lead (the *reference*) carries their own beat morphology and lead
+geometry, which a population model can only guess. The reference is masked to the model's input
+leads and reconstructed; what the model gets wrong there, beat by beat, is largely the same on
+the patient's other records. So for every learned lead the reference's *residual beat* is kept:
+the mean over its beats of (true lead − model's prediction) from 250 ms before to 450 ms after
+each QRS. On a record, every beat is found on the input leads, aligned (within ±30 ms) to the
+reference's input beat, and :data:`STRENGTH` × the residual beat is added to the prediction
+there (tapered at the window's ends; where windows overlap, their mean). Strength and guards
+were chosen on the training folds (``scripts/calibration_tune.py``); the correction is fitted and
+applied at the model's rate, chunk by chunk, so records of any length and rate are served.
 
-    corrected_j(t) = prediction_j(t) + sum_f w_jf * feature_f(t)
+Three guards leave a lead as the model predicts it, each said in the output:
 
-where the features are the model's prediction of lead j and the (input-filtered) input leads,
-each read at a few small lags (0, ±10, ±20 ms). Features are scaled to unit RMS and the weights
-are a ridge fit shrunk toward "no correction" (w = 0) by :data:`STRENGTH`, chosen on the
-training folds (``scripts/calibration_tune.py``). The correction is linear and time-invariant,
-so it applies chunk by chunk to records of any length.
-
-The correction is fitted and computed at the model's rate (100 Hz for the shipped models),
-where the model itself runs: the reference is brought to that rate, and for a record at
-another rate :meth:`Calibration.correct` takes the record's inputs and the prediction to the
-model's rate, computes the correction there and adds it, resampled, to the prediction at the
-record's rate. So what is applied is what was fitted, whatever the two rates, and the cost of
-the fit does not grow with the record's or the reference's rate.
-
-Two guards fall back to the uncalibrated output, each said in the output:
-
-* per lead, when the correction does not generalise within the reference itself: it is fitted
-  on one half of the reference and scored on the other (both ways); a lead whose held-out
-  Pearson r does not gain at least :data:`MIN_HELD_OUT_GAIN` is left uncalibrated;
-* per record, when the record's input-lead beat template (median beat) correlates with the
-  reference's below :data:`MIN_SIMILARITY`: the reference looks like another patient or
-  another electrode layout.
+* per lead, when the residual beat does not generalise within the reference itself: built from
+  its odd beats and applied to its even ones (and the other way round), it must not lower the
+  lead's Pearson r there (:data:`MIN_HELD_OUT_GAIN`);
+* per lead and record, when the model's mean predicted beat on the record correlates with its
+  mean predicted beat on the reference below :data:`MIN_LEAD_SIMILARITY`: the heart or the
+  electrodes changed, and the reference's errors no longer apply;
+* per record, when the record's input-lead beat template correlates with the reference's below
+  :data:`MIN_SIMILARITY`: the reference looks like another patient or electrode layout.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -42,20 +36,22 @@ from ecgfill.errors import RecordError
 from ecgfill.leads import LIMB_LEADS
 from ecgfill.record import ECGRecord
 
-LAG_STEPS = (-2, -1, 0, 1, 2)  # feature lags, in steps of LAG_STEP_SECONDS
-LAG_STEP_SECONDS = 0.01
-# Chosen on PTB-XL folds 1-8 (patients with >= 2 records), scripts/calibration_tune.py.
-# 400 patients, grid strength {1, 3, 10} x held-out gain {-1, 0, .005, .01, .02} x similarity
-# {-1, .5, .6, .7, .8, .9}: the best mean gain of unet-i-ii-v4 and unet-i with at most 2 % of
-# patients worse by > 0.03 for each.
-STRENGTH = 1.0
+# Chosen on half of the PTB-XL fold-9 patients with >= 2 records (every other patient; the
+# models' residuals on their own training records are too small to choose on) and scored on
+# the other half, scripts/calibration_tune.py: strength {0.4, 0.5, 0.6, 0.7} x lead similarity
+# {-1, .8, .85, .9, .95} x held-out gain {-1, 0} x record similarity {-1, .5, .8, .9}: the best
+# mean gain of unet-i-ii-v4 and unet-i with at most 2 % of patients worse by > 0.03 for each.
+STRENGTH = 0.5
 MIN_HELD_OUT_GAIN = 0.0
+MIN_LEAD_SIMILARITY = 0.9
 MIN_SIMILARITY = 0.9
-CROSS_LEADS = False  # whether a lead's correction also reads the other learned leads
 MIN_REFERENCE_SECONDS = 5.0
 MAX_REFERENCE_SECONDS = 120.0  # a longer reference is fitted on its first two minutes
-TEMPLATE_WINDOW_S = (-0.25, 0.45)  # median beat around each detected QRS
-TEMPLATE_MAX_SHIFT_S = 0.04
+TEMPLATE_WINDOW_S = (-0.25, 0.45)  # a beat: from before to after its QRS
+TEMPLATE_MAX_SHIFT_S = 0.04  # the record guard's alignment of two input templates
+ALIGN_MAX_SHIFT_S = 0.03  # each beat's alignment to the reference's input beat
+ALIGN_QRS_S = (-0.1, 0.12)  # the part of the input beat aligned on
+TAPER_SHARE = 0.2  # of the window, raised-cosine at each end
 MIN_BEATS = 3
 # ecgfill.reconstruct.reconstruct_record: (record, model) -> (12-lead record, spread)
 Runner = Callable[..., tuple[ECGRecord, Any]]
@@ -63,60 +59,90 @@ Runner = Callable[..., tuple[ECGRecord, Any]]
 
 @dataclass(frozen=True)
 class Guard:
-    """The guard's thresholds and the ridge strength (defaults: chosen on training folds)."""
+    """The strength and the guards' thresholds (defaults: chosen on training folds)."""
 
     strength: float = STRENGTH
     min_held_out_gain: float = MIN_HELD_OUT_GAIN
     min_similarity: float = MIN_SIMILARITY
+    min_lead_similarity: float = MIN_LEAD_SIMILARITY
 
 
 # --------------------------------------------------------------------------------------------
-# The fit
+# Beats
 
 
-def lags(fs: float) -> tuple[int, ...]:
-    """Feature lags in samples at ``fs`` (distinct, ascending)."""
-    return tuple(sorted({int(round(k * LAG_STEP_SECONDS * fs)) for k in LAG_STEPS}))
+def _window(fs: float) -> tuple[int, int]:
+    """Samples before and after a beat's QRS in a template at ``fs``."""
+    return round(-TEMPLATE_WINDOW_S[0] * fs), round(TEMPLATE_WINDOW_S[1] * fs)
 
 
-def _shifted(x: np.ndarray, lag: int) -> np.ndarray:
-    """``x[..., t - lag]`` with the edge sample repeated."""
-    idx = np.clip(np.arange(x.shape[-1]) - lag, 0, x.shape[-1] - 1)
-    return x[..., idx]
+def whole_beats(peaks: np.ndarray, n: int, fs: float) -> np.ndarray:
+    """The beats whose whole template window lies within ``n`` samples."""
+    before, after = _window(fs)
+    return peaks[(peaks >= before) & (peaks + after <= n)]
 
 
-def design(inputs: np.ndarray, own: np.ndarray, lag_set: tuple[int, ...]) -> np.ndarray:
-    """``[features, T]``: the prediction ``own`` ``[T]`` (or ``[k, T]``: the lead's own first)
-    and each input ``[n_in, T]`` at each lag."""
-    own = own[None] if own.ndim == 1 else own
-    rows = np.concatenate([own, inputs]).astype(np.float64)
-    return np.concatenate([_shifted(rows, lag) for lag in lag_set])
+def mean_beat(x: np.ndarray, peaks: np.ndarray, fs: float, stat: Callable = np.mean
+              ) -> np.ndarray | None:
+    """``stat`` (mean or median) over whole beats of ``x`` ``[rows, T]`` around ``peaks``:
+    ``[rows, window]``; None with fewer than :data:`MIN_BEATS`."""
+    before, after = _window(fs)
+    p = whole_beats(peaks, x.shape[-1], fs)
+    if p.size < MIN_BEATS:
+        return None
+    return stat(np.stack([x[:, q - before: q + after] for q in p]), axis=0)
 
 
-def _rows(prediction: np.ndarray, k: int) -> np.ndarray:
-    """The predictions a lead's correction reads: its own (first), then, with
-    :data:`CROSS_LEADS`, the other learned leads'."""
-    order = [k, *(j for j in range(len(prediction)) if j != k)] if CROSS_LEADS else [k]
-    return np.asarray(prediction, dtype=np.float64)[order]
+def aligned_beats(inputs: np.ndarray, fs: float, template: np.ndarray | None) -> np.ndarray:
+    """Beat positions in ``inputs`` ``[n_in, T]``, each moved (within
+    :data:`ALIGN_MAX_SHIFT_S`) to where its QRS best matches the input ``template``'s."""
+    from ecgfill.evaluate.features import detect_r_peaks
+
+    x = np.nan_to_num(np.asarray(inputs, dtype=np.float64))
+    peaks = detect_r_peaks(x, fs)
+    if template is None or peaks.size == 0:
+        return peaks
+    before, after = _window(fs)
+    core = slice(before + round(ALIGN_QRS_S[0] * fs), before + round(ALIGN_QRS_S[1] * fs))
+    ref = template[:, core] - template[:, core].mean()
+    most, n = round(ALIGN_MAX_SHIFT_S * fs), x.shape[-1]
+    out = peaks.copy()
+    for k, q in enumerate(peaks):
+        best = -np.inf
+        for shift in range(-most, most + 1):
+            lo = q + shift - before + core.start
+            hi = lo + (core.stop - core.start)
+            if lo < 0 or hi > n:
+                continue
+            seg = x[:, lo:hi] - x[:, lo:hi].mean()
+            den = np.sqrt((seg * seg).sum() * (ref * ref).sum())
+            r = (seg * ref).sum() / den if den > 0 else -np.inf
+            if r > best:
+                best, out[k] = r, q + shift
+    return out
 
 
-def _weighted(w: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """``w @ x`` for weights ``[F]`` and features ``[F, T]``. The products here (this and the
-    Gram matrix in :func:`ridge`) are small, and numpy's einsum runs them on one thread:
-    as ``@`` they go to OpenBLAS, whose threads wait on each other on a busy machine (a 2-min
-    100 Hz fit took seconds with 2 busy cores, milliseconds on one thread)."""
-    return np.einsum("f,ft->t", w, x)
+def taper(n: int) -> np.ndarray:
+    """``[n]`` ones with raised-cosine ends of :data:`TAPER_SHARE` of ``n`` each."""
+    w = np.ones(n)
+    k = max(1, int(TAPER_SHARE * n))
+    ramp = 0.5 - 0.5 * np.cos(np.pi * (np.arange(k) + 0.5) / k)
+    w[:k], w[n - k:] = ramp, ramp[::-1]
+    return w
 
 
-def ridge(x: np.ndarray, target: np.ndarray, strength: float) -> np.ndarray:
-    """Weights ``[features]`` of the ridge fit of ``target`` ``[T]`` on ``x`` ``[F, T]``, with the
-    features scaled to unit RMS and the penalty ``strength`` in those units (0: least squares)."""
-    scale = np.sqrt(np.mean(x * x, axis=1)) + 1e-9
-    xs = x / scale[:, None]
-    gram = np.einsum("ft,gt->fg", xs, xs) / x.shape[1]
-    rhs = np.einsum("ft,t->f", xs, target) / x.shape[1]
-    w = np.linalg.solve(gram + (strength + 1e-9) * np.eye(len(scale)), rhs)
-    return w / scale
+def place(beat: np.ndarray, peaks: np.ndarray, n: int, fs: float) -> np.ndarray:
+    """``[n]``: the tapered ``beat`` ``[window]`` laid at each of ``peaks`` (partly at the
+    edges); where beats overlap, their weighted mean."""
+    before, after = _window(fs)
+    w = taper(before + after)
+    total, weight = np.zeros(n), np.zeros(n)
+    for q in peaks:
+        lo, hi = max(q - before, 0), min(q + after, n)
+        if hi > lo:
+            total[lo:hi] += (beat * w)[lo - q + before: hi - q + before]
+            weight[lo:hi] += w[lo - q + before: hi - q + before]
+    return total / np.maximum(weight, 1.0)
 
 
 def pearson(a: np.ndarray, b: np.ndarray) -> float:
@@ -125,26 +151,37 @@ def pearson(a: np.ndarray, b: np.ndarray) -> float:
     return float((a * b).sum() / den) if den > 0 else float("nan")
 
 
-def held_out_gain(x: np.ndarray, own: np.ndarray, truth: np.ndarray, strength: float) -> float:
-    """Mean gain in Pearson r of the corrected over the uncorrected prediction on each half of
-    the reference when the correction is fitted on the other half."""
-    half = truth.size // 2
+def held_out_gain(residual: np.ndarray, own: np.ndarray, truth: np.ndarray, peaks: np.ndarray,
+                  fs: float, strength: float) -> float:
+    """Mean gain in Pearson r, over the beats' windows, of the prediction ``own`` corrected by
+    the residual beat of the reference's odd beats on its even beats, and the other way round."""
+    before, after = _window(fs)
     gains = []
-    for fit, test in ((slice(0, half), slice(half, None)), (slice(half, None), slice(0, half))):
-        w = ridge(x[:, fit], truth[fit] - own[fit], strength)
-        corrected = own[test] + _weighted(w, x[:, test])
-        gains.append(pearson(corrected, truth[test]) - pearson(own[test], truth[test]))
-    return float(np.mean(gains))
+    for half in (0, 1):
+        beat = mean_beat(residual[None], peaks[half::2], fs)
+        scored = peaks[1 - half::2]
+        if beat is None or scored.size == 0:
+            continue
+        delta = strength * place(beat[0], scored, own.size, fs)
+        mask = np.zeros(own.size, dtype=bool)
+        for q in scored:
+            mask[max(q - before, 0): q + after] = True
+        gains.append(pearson(own[mask] + delta[mask], truth[mask])
+                     - pearson(own[mask], truth[mask]))
+    return float(np.mean(gains)) if gains else float("nan")
 
 
 @dataclass
 class Calibration:
     """A fitted personal calibration for one model, at the rate :attr:`fs` it was fitted at.
 
-    ``weights`` holds the correction of each calibrated lead (a learned lead absent from it
-    is left as the model predicts it, for the reason in ``fallback``); ``template`` is the
-    reference's input-lead median beat at :attr:`fs`, for :meth:`for_record`'s similarity
-    guard. ``record_fs``: the rate of the signals :meth:`correct` is given (None: :attr:`fs`)."""
+    ``residual_beats`` holds the correction of each calibrated lead and ``predicted_beats`` the
+    model's mean beat of that lead on the reference (for the lead guard); a learned lead absent
+    from them is left as the model predicts it, for the reason in ``fallback``. ``template`` is
+    the reference's input-lead median beat at :attr:`fs` (beats are aligned to it; the record
+    guard compares with it). ``record_fs``: the rate of the signals :meth:`correct` is given
+    (None: :attr:`fs`). ``applied``, ``lead_similarity`` and ``chunks`` say what :meth:`apply`
+    did on the record so far (per lead: chunks corrected, lowest beat similarity)."""
 
     reference: str
     model: str
@@ -152,7 +189,8 @@ class Calibration:
     input_leads: tuple[str, ...]
     output_leads: tuple[str, ...]
     guard: Guard
-    weights: dict[str, np.ndarray] = field(default_factory=dict)
+    residual_beats: dict[str, np.ndarray] = field(default_factory=dict)
+    predicted_beats: dict[str, np.ndarray] = field(default_factory=dict)
     held_out_gain: dict[str, float] = field(default_factory=dict)
     fallback: dict[str, str] = field(default_factory=dict)
     template: np.ndarray | None = None
@@ -160,10 +198,22 @@ class Calibration:
     notes: list[str] = field(default_factory=list)
     filters: dict[str, Any] | None = None  # the model's input filters, applied by correct()
     record_fs: float | None = None  # the rate correct() works at, when not fs
+    applied: dict[str, int] = field(default_factory=dict)
+    lead_similarity: dict[str, float] = field(default_factory=dict)
+    chunks: int = 0
 
     @property
     def active(self) -> bool:
-        return bool(self.weights)
+        return bool(self.residual_beats)
+
+    @property
+    def strength(self) -> float:
+        return self.guard.strength
+
+    def fresh(self, **changes: Any) -> Calibration:
+        """A copy for a new record: nothing applied yet (``changes`` as for ``replace``)."""
+        return replace(self, **{"applied": {}, "lead_similarity": {}, "chunks": 0,
+                                "fallback": dict(self.fallback), **changes})
 
     def apply(self, inputs: np.ndarray, prediction: np.ndarray) -> np.ndarray:
         """The corrected ``prediction`` ``[len(output_leads), T]`` from the input-filtered
@@ -174,18 +224,27 @@ class Calibration:
         return out
 
     def _deltas(self, inputs: np.ndarray, prediction: np.ndarray) -> dict[int, np.ndarray]:
-        """The correction ``[T]`` (float64) of each calibrated output lead, by its row, from
-        input-filtered ``inputs`` and the ``prediction`` at :attr:`fs`."""
-        if not self.weights:
+        """The correction ``[T]`` (float64) of each output lead that passes the lead guard, by
+        its row, from input-filtered ``inputs`` and the ``prediction`` at :attr:`fs`; what was
+        done is counted in :attr:`applied` and :attr:`lead_similarity`."""
+        if not self.residual_beats:
             return {}
-        lag_set = lags(self.fs)
-        finite_inputs = np.nan_to_num(np.asarray(inputs, dtype=np.float64))
+        self.chunks += 1
+        x = np.nan_to_num(np.asarray(inputs, dtype=np.float64))
+        y = np.nan_to_num(np.asarray(prediction, dtype=np.float64))
+        peaks = aligned_beats(x, self.fs, self.template)
+        beats = mean_beat(y, peaks, self.fs)
         deltas = {}
         for k, name in enumerate(self.output_leads):
-            w = self.weights.get(name)
-            if w is not None:
-                deltas[k] = _weighted(w, design(finite_inputs, np.nan_to_num(_rows(prediction, k)),
-                                                lag_set))
+            residual = self.residual_beats.get(name)
+            if residual is None:
+                continue
+            sim = pearson(beats[k], self.predicted_beats[name]) if beats is not None else np.nan
+            before = self.lead_similarity.get(name, np.inf)
+            self.lead_similarity[name] = sim if not sim >= before else before
+            if sim >= self.guard.min_lead_similarity:
+                self.applied[name] = self.applied.get(name, 0) + 1
+                deltas[k] = self.strength * place(residual, peaks, x.shape[-1], self.fs)
         return deltas
 
     def correct(self, inputs: np.ndarray, prediction: np.ndarray) -> np.ndarray:
@@ -196,7 +255,7 @@ class Calibration:
         prediction."""
         from ecgfill.dsp import apply_filters, resample
 
-        if not self.weights:
+        if not self.residual_beats:
             return np.asarray(prediction, dtype=np.float32)
         fs = self.record_fs or self.fs
         if abs(fs - self.fs) < 1e-9:
@@ -213,91 +272,114 @@ class Calibration:
         return out
 
     def for_record(self, inputs: np.ndarray, similarity: float | None = None) -> Calibration:
-        """This calibration checked against a record's input-filtered model ``inputs``: when its
-        beat template is unlike the reference's (another patient or electrode layout), a copy
-        that corrects nothing, every lead falling back with the reason. ``similarity``: the
-        template similarity when already known."""
-        if not self.weights:
-            return self
+        """This calibration for a new record, checked against the record's input-filtered model
+        ``inputs``: when its beat template is unlike the reference's (another patient or
+        electrode layout), a copy that corrects nothing, every lead falling back with the
+        reason. ``similarity``: the template similarity when already known."""
+        if not self.residual_beats:
+            return self.fresh()
         if similarity is None:
             similarity = template_similarity(self.template, beat_template(inputs, self.fs),
                                              self.fs)
         if similarity is not None and similarity >= self.guard.min_similarity:
-            return replace(self, similarity=similarity)
+            return self.fresh(similarity=similarity)
         why = ("no beats found to compare the record with the reference" if similarity is None
                else f"record's beats unlike the reference's (r {similarity:.2f} < "
                     f"{self.guard.min_similarity:g}): another patient or electrode layout?")
-        return replace(self, weights={}, similarity=similarity,
-                       fallback={**self.fallback, **dict.fromkeys(self.weights, why)})
+        return self.fresh(residual_beats={}, predicted_beats={}, similarity=similarity,
+                          fallback={**self.fallback, **dict.fromkeys(self.residual_beats, why)})
+
+    def outcome(self) -> tuple[list[str], dict[str, str]]:
+        """The leads calibrated and those left alone with why, as far as :meth:`apply` has
+        gone (before any chunk: the leads with a residual beat)."""
+        fallback = dict(self.fallback)
+        if not self.chunks:
+            return [n for n in self.output_leads if n in self.residual_beats], fallback
+        done = [n for n in self.output_leads if self.applied.get(n)]
+        for name in self.residual_beats:
+            if not self.applied.get(name):
+                sim = self.lead_similarity.get(name, np.nan)
+                fallback[name] = (
+                    "fewer than 3 whole beats found in the record" if not np.isfinite(sim)
+                    else f"the model's beats on the record unlike those on the reference "
+                         f"(r {sim:.2f} < {self.guard.min_lead_similarity:g}): the heart or the "
+                         "electrodes changed?")
+        return done, fallback
 
     def summary(self) -> dict[str, Any]:
         """What the JSON says: reference, strength, calibrated leads, fallbacks and why."""
+        done, fallback = self.outcome()
+        partly = {n: f"{self.applied.get(n, 0)} of {self.chunks} chunks" for n in done
+                  if 0 < self.applied.get(n, 0) < self.chunks}
         return {
             "reference": self.reference,
             "model": self.model,
+            "method": "residual beat",
             "strength": self.strength,
-            "leads_calibrated": [n for n in self.output_leads if n in self.weights],
-            "fell_back": bool(self.fallback),
-            "fallback": dict(self.fallback),
+            "leads_calibrated": done,
+            "leads_calibrated_partly": partly,
+            "fell_back": bool(fallback),
+            "fallback": fallback,
             "held_out_gain": {k: round(v, 4) for k, v in self.held_out_gain.items()},
             "similarity": None if self.similarity is None else round(self.similarity, 4),
+            "lead_similarity": {k: round(v, 4) for k, v in self.lead_similarity.items()
+                                if np.isfinite(v)},
         }
-
-    @property
-    def strength(self) -> float:
-        return self.guard.strength
 
     def comment(self) -> str:
         """One header comment line saying how the record was calibrated."""
-        done = [n for n in self.output_leads if n in self.weights]
-        text = (f"personal calibration: reference {self.reference}, ridge strength "
+        done, fallback = self.outcome()
+        text = (f"personal calibration: reference {self.reference}, residual beat x "
                 f"{self.strength:g}, leads calibrated: {','.join(done) or 'none'}")
-        if self.fallback:
-            text += f"; guard fell back for {','.join(self.fallback)} ({next(iter(self.fallback.values()))})"
+        if fallback:
+            text += f"; guard fell back for {','.join(fallback)} ({next(iter(fallback.values()))})"
         return text
 
     def warnings(self) -> list[str]:
         """One warning per distinct fallback reason (never a silent fallback)."""
         reasons: dict[str, list[str]] = {}
-        for lead, why in self.fallback.items():
+        for lead, why in self.outcome()[1].items():
             reasons.setdefault(why, []).append(lead)
         return [f"calibration not applied to {','.join(leads)}: {why}"
                 for why, leads in reasons.items()]
 
 
 def fit(reference: str, model: str, fs: float, inputs: np.ndarray, prediction: np.ndarray,
-        truth: Mapping[str, np.ndarray], input_leads: tuple[str, ...],
+        truth: dict[str, np.ndarray], input_leads: tuple[str, ...],
         output_leads: tuple[str, ...], guard: Guard = Guard()) -> Calibration:
     """A calibration from a reference already masked and reconstructed: its input-filtered model
     ``inputs`` ``[n_in, T]``, the model's ``prediction`` ``[len(output_leads), T]`` and the
     reference's true (input-filtered) leads ``truth`` (lead -> ``[T]``; a learned lead absent
-    there is not calibrated). Samples where anything is non-finite are left out of the fit."""
+    there is not calibrated). Beats with a non-finite sample are left out of a lead's fit."""
     cal = Calibration(reference, model, fs, tuple(input_leads), tuple(output_leads), guard)
-    lag_set = lags(fs)
-    edge = max(abs(v) for v in lag_set)
-    inputs = np.asarray(inputs, dtype=np.float64)
-    ok_inputs = np.isfinite(inputs).all(axis=0)
-    cal.template = beat_template(inputs, fs)
+    x = np.nan_to_num(np.asarray(inputs, dtype=np.float64))
+    first = mean_beat(x, aligned_beats(x, fs, None), fs, np.median)
+    peaks = aligned_beats(x, fs, first)
+    cal.template = mean_beat(x, peaks, fs, np.median)
+    peaks = whole_beats(peaks, x.shape[-1], fs)
+    before, after = _window(fs)
+    finite_inputs = np.isfinite(np.asarray(inputs, dtype=np.float64)).all(axis=0)
     for k, name in enumerate(output_leads):
         if name not in truth:
             cal.fallback[name] = "the reference lacks this lead"
             continue
         own = np.asarray(prediction[k], dtype=np.float64)
         target = np.asarray(truth[name], dtype=np.float64)
-        rows = _rows(prediction, k)
-        ok = ok_inputs & np.isfinite(rows).all(axis=0) & np.isfinite(target)
-        ok[:edge], ok[ok.size - edge:] = False, False
-        if ok.sum() < MIN_REFERENCE_SECONDS * fs:
-            cal.fallback[name] = "too few valid reference samples"
+        ok = finite_inputs & np.isfinite(own) & np.isfinite(target)
+        good = np.array([q for q in peaks if ok[q - before: q + after].all()], dtype=np.int64)
+        if cal.template is None or good.size < MIN_BEATS:
+            cal.fallback[name] = "fewer than 3 whole beats with valid samples in the reference"
             continue
-        x = design(np.nan_to_num(inputs), np.nan_to_num(rows), lag_set)[:, ok]
-        gain = held_out_gain(x, own[ok], target[ok], guard.strength)
+        own, target = np.nan_to_num(own), np.nan_to_num(target)
+        residual = target - own
+        gain = held_out_gain(residual, own, target, good, fs, guard.strength)
         cal.held_out_gain[name] = gain
         if not gain >= guard.min_held_out_gain:
             cal.fallback[name] = (f"the correction does not generalise within the reference "
                                   f"(held-out r gain {gain:+.3f})")
             continue
-        cal.weights[name] = ridge(x, target[ok] - own[ok], guard.strength)
+        cal.residual_beats[name] = mean_beat(residual[None], good, fs)[0]
+        cal.predicted_beats[name] = mean_beat(own[None], good, fs)[0]
     return cal
 
 
@@ -308,15 +390,8 @@ def fit(reference: str, model: str, fs: float, inputs: np.ndarray, prediction: n
 def beat_template(inputs: np.ndarray, fs: float) -> np.ndarray | None:
     """The median beat ``[n_in, window]`` of the input leads around each detected QRS, or None
     with fewer than :data:`MIN_BEATS` whole beats."""
-    from ecgfill.evaluate.features import detect_r_peaks
-
     x = np.nan_to_num(np.asarray(inputs, dtype=np.float64))
-    before, after = (int(round(abs(s) * fs)) for s in TEMPLATE_WINDOW_S)
-    peaks = detect_r_peaks(x, fs)
-    peaks = peaks[(peaks >= before) & (peaks + after <= x.shape[-1])]
-    if peaks.size < MIN_BEATS:
-        return None
-    return np.median(np.stack([x[:, p - before: p + after] for p in peaks]), axis=0)
+    return mean_beat(x, aligned_beats(x, fs, None), fs, np.median)
 
 
 def template_similarity(a: np.ndarray | None, b: np.ndarray | None, fs: float) -> float | None:
@@ -560,8 +635,10 @@ def record_calibration(record: ECGRecord, model: Any, reference: ECGRecord | str
 
 
 def annotate(record: ECGRecord, calibration: Calibration | None) -> ECGRecord:
-    """``record`` with the calibration's header comment and warnings added."""
+    """``record`` (reconstructed with ``calibration``) with the calibration's header comment,
+    notes and warnings added."""
     if calibration is not None:
         record.comments.append(calibration.comment())
-        record.warnings.extend(w for w in calibration.notes if w not in record.warnings)
+        record.warnings.extend(w for w in calibration.notes + calibration.warnings()
+                               if w not in record.warnings)
     return record

@@ -501,11 +501,11 @@ def reconstruct_job(settings: ReconstructSettings, job: Job) -> Outcome:
                     rec = rec.select(list(view))
                 if plan.unused:
                     rec.comments.append(f"unused channels: {', '.join(plan.unused)}")
-                if calibration is not None:
-                    rec.comments.append(calibration.comment())
                 if not plan.copy_through:
                     rec, _ = reconstruct_record(rec, model, calibration=calibration,
                                                 high_band=high)
+                if calibration is not None:  # after the chunk: says what was applied
+                    rec.comments.append(calibration.comment())
                 piece = _slice(rec, keep)
                 predicted = [i for i, o in enumerate(rec.origins) if o != "measured"]
                 piece.signal = seams.blend("signal", piece.signal, rec.signal, predicted, keep_hi - lo)
@@ -513,6 +513,8 @@ def reconstruct_job(settings: ReconstructSettings, job: Job) -> Outcome:
                 bands.write(rec, keep, seams, keep_hi - lo, piece)
             reader.verify()
         final = out.template
+    if calibration is not None:  # the lead guard decides chunk by chunk
+        notes.extend(w for w in calibration.warnings() if w not in notes)
     used = view or first.leads
     first_chunk_only = set(quality_warnings(first.signal, first.leads))  # now for the record
     warnings = [w for w in final.warnings if w not in first_chunk_only]

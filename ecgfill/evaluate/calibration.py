@@ -146,14 +146,13 @@ def patient_gains(patients: Sequence[Patient], model: Any, fs: float, guard: Gua
         truth = {n: ref.independent[INDEPENDENT_LEADS.index(n)] for n in out_leads}
         cal = fit(ref.name, model.name, fs, ref.inputs, ref.prediction, truth,
                   tuple(model.input_leads), out_leads, guard)
-        cal.template = ref.template
         before, after, fell = [], [], 0
         for target in patient.records[1:]:
             checked = cal.for_record(target.inputs, template_similarity(
-                ref.template, target.template, fs))
-            fell += len(checked.fallback)
-            for pred, scores in ((target.prediction, before),
-                                 (checked.apply(target.inputs, target.prediction), after)):
+                cal.template, target.template, fs))
+            corrected = checked.apply(target.inputs, target.prediction)
+            fell += len(checked.outcome()[1])
+            for pred, scores in ((target.prediction, before), (corrected, after)):
                 full = plan.complete(target.inputs, dict(zip(out_leads, pred, strict=True)))
                 scores.append(np.nanmean([pearson(full[j], target.independent[j])
                                           for j in learned]))
