@@ -24,10 +24,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("dataset", help="preprocessed dataset at >= 300 Hz")
     parser.add_argument("out_dir", help="folder for <name>.json and <name>.npz")
     parser.add_argument("--name", default="highband-any")
+    parser.add_argument("--version", default=None, help="default: today's date (YYYY.MM.DD)")
     args = parser.parse_args(argv)
     try:
         fit_high_band(args.dataset, args.out_dir, args.name,
-                      argv=argv if argv is not None else sys.argv[1:])
+                      argv=argv if argv is not None else sys.argv[1:], version=args.version)
     except EcgfillError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

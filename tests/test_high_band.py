@@ -77,6 +77,7 @@ def test_fit_writes_a_checked_card(high_band_dir: Path) -> None:
     assert card["format"] == "ecgfill-high-band" and card["fs"] == 500.0
     assert card["bandwidth_hz"] == [47.5, 150.0]
     assert card["gate"]["chosen_on"] == "training split"
+    assert card["gate"]["keep"] >= 1.0  # the gate (< 1) only takes energy; keep gives it back
     assert set(card["validation"]["lead_sets"]) >= {"I,II,V4", "I,II,V3", "II,V1,V5", "I"}
     assert "/" not in card["dataset"]["path"]  # no machine path
     model = HighBandModel.load(high_band_dir / "highband-any.json")
@@ -173,7 +174,8 @@ def test_high_band_metrics() -> None:
 
 
 def test_fft_path_equals_band_split_then_ridge(high_band_dir: Path) -> None:
-    """predict (one FFT filter) = high_band + lagged_apply + gate + gain, away from the ends."""
+    """predict (one FFT filter) = high_band + lagged_apply + gate x the card's constant keep +
+    gain, away from the ends."""
     from ecgfill.models.highband import steep_gate
 
     model = HighBandModel.load(high_band_dir / "highband-any.json")
@@ -184,7 +186,8 @@ def test_fft_path_equals_band_split_then_ridge(high_band_dir: Path) -> None:
     bound = model.bind(plan)
     ref = lagged_apply(high_band(x, 500.0, 100.0), bound.weight, bound.bias)
     gated = ref * steep_gate(x, 500.0, model.gate_seconds, model.gate_knee)
-    ref = gated * (np.sqrt((ref**2).sum(-1) / (gated**2).sum(-1)) * bound.gain)[:, None]
+    assert model.gate_keep == model.card["gate"]["keep"] > 1.0
+    ref = gated * (model.gate_keep * bound.gain)[:, None]
     got = model.predict(x, 500.0, plan)
     inner = slice(500, -500)
     assert np.abs(got - ref)[:, inner].max() < 0.005 * np.abs(ref).max()

@@ -12,9 +12,11 @@ The model is linear and serves any lead set, like ``linear-any``: its weight fil
 lagged covariance of the 8 independent leads' high band over the 500 Hz training records, and
 the ridge of the missing leads on the measured ones is solved in closed form for a record's
 lead plan (:func:`ecgfill.models.anyset.subset_ridge`). Two steps on top, both fixed in the
-card: the prediction is concentrated in time where the measured leads are steep (QRS), with
-its energy kept (a ridge also passes the measured leads' noise on the baseline, where the
-missing leads' high band is near zero), and each lead's prediction is scaled by
+card: the prediction is concentrated in time where the measured leads are steep (QRS; a ridge
+also passes the measured leads' noise on the baseline, where the missing leads' high band is
+near zero) and multiplied by a constant that gives back the energy the gate takes from the
+training records' predictions (a share computed per record would give back, concentrated on
+the QRS, the very noise the gate removed from a noisy record), and each lead's prediction is scaled by
 ``sqrt(true variance / predicted variance)`` (from the covariance, at most :data:`GAIN_CAP`),
 so that notches keep their amplitude instead of the ridge's shrunken mean.
 """
@@ -144,6 +146,9 @@ class HighBandModel:
         self.ridge = float(card["ridge"])
         self.gate_seconds = float(card["gate"]["seconds"])
         self.gate_knee = float(card["gate"]["knee"])
+        # what the gate takes away, given back: a constant from the training records (a share
+        # computed per record would amplify noise the gate removed on noisy inputs)
+        self.gate_keep = float(card["gate"]["keep"])
         self.covariance = covariance
         self._bound: dict[str, _Bound] = {}
         self._responses: dict[tuple[str, tuple[int, ...], int], np.ndarray] = {}
@@ -207,6 +212,18 @@ class HighBandModel:
                        dtype=np.float64)
         bound = self.bind(plan)
         rows = [INDEPENDENT_LEADS.index(name) for name in leads]
+        y, gate = self.ungated(x, plan, rows)
+        y = y * gate * (self.gate_keep * bound.gain[rows])[:, None]
+        if abs(fs - self.fs) >= 1e-9:
+            y = high_band(fit_length(resample(y, self.fs, fs), n), fs, self.low_fs)
+        return y.astype(np.float32)
+
+    def ungated(self, x: np.ndarray, plan: LeadPlan, rows: list[int]
+                ) -> tuple[np.ndarray, np.ndarray]:
+        """The ridge's high band ``[len(rows), T]`` of the independent leads ``rows`` from the
+        measured quantities ``x`` at :attr:`fs`, before the gate and the gain; and the gate
+        ``[T]``."""
+        bound = self.bind(plan)
         kernel = band_kernel(self.fs, self.low_fs)
         pad = min(kernel.size // 2 + self.lag, x.shape[-1] - 1)
         padded = np.concatenate([2 * x[:, :1] - x[:, pad:0:-1], x,
@@ -217,14 +234,7 @@ class HighBandModel:
         spectrum = np.fft.rfft(padded, n_fft)
         response = self._response(plan, bound, rows, n_fft)
         y = np.fft.irfft((response * spectrum[None]).sum(axis=1), n_fft)[:, pad : pad + x.shape[-1]]
-        gate = steep_gate(x, self.fs, self.gate_seconds, self.gate_knee)
-        gated = y * gate
-        with np.errstate(divide="ignore", invalid="ignore"):
-            keep = np.sqrt((y**2).sum(-1) / (gated**2).sum(-1))
-        y = gated * (np.nan_to_num(keep, nan=0.0, posinf=0.0) * bound.gain[rows])[:, None]
-        if abs(fs - self.fs) >= 1e-9:
-            y = high_band(fit_length(resample(y, self.fs, fs), n), fs, self.low_fs)
-        return y.astype(np.float32)
+        return y, steep_gate(x, self.fs, self.gate_seconds, self.gate_knee)
 
     def _response(self, plan: LeadPlan, bound: _Bound, rows: list[int], n_fft: int) -> np.ndarray:
         """``[outputs, k, n_fft // 2 + 1]``: the band split times the ridge, per frequency."""

@@ -79,8 +79,24 @@ def _score(model: HighBandModel, x: np.ndarray, band: np.ndarray,
     return out
 
 
+def _gate_keep(model: HighBandModel, x: np.ndarray, sets: Iterable[tuple[str, ...]]) -> float:
+    """The median over records and missing leads of ``sets`` of the factor that gives back the
+    energy the gate takes from the ridge's prediction."""
+    factors = []
+    for leads in sets:
+        plan = LeadPlan.of(leads)
+        a = plan.constraints()
+        rows = [i for i, name in enumerate(INDEPENDENT_LEADS) if name in plan.predicted]
+        for record in x:
+            y, gate = model.ungated(a @ record, plan, rows)
+            gated = (y * gate) ** 2
+            factors.extend(np.sqrt((y**2).sum(-1) / gated.sum(-1))[gated.sum(-1) > 0])
+    return float(np.median(factors))
+
+
 def fit_high_band(dataset_dir: str | Path, out_dir: str | Path, name: str = "highband-any",
-                  argv: Sequence[str] | None = None) -> dict[str, Any]:
+                  argv: Sequence[str] | None = None, version: str | None = None
+                  ) -> dict[str, Any]:
     """Fit, choose the gate, score on validation, write ``<name>.json`` + ``<name>.npz``."""
     began = time.monotonic()
     ds = open_dataset(dataset_dir)
@@ -94,7 +110,7 @@ def fit_high_band(dataset_dir: str | Path, out_dir: str | Path, name: str = "hig
          f"{time.monotonic() - began:.1f} s")
     card: dict[str, Any] = {
         "format": HIGH_BAND_FORMAT, "format_version": 1, "name": name,
-        "version": datetime.date.today().isoformat().replace("-", "."),
+        "version": version or datetime.date.today().isoformat().replace("-", "."),
         "ecgfill_version": __version__, "fs": ds.fs, "low_fs": LOW_FS, "lag": lag,
         "ridge": RIDGE, "gain_cap": GAIN_CAP,
         "bandwidth_hz": [low_path_top_hz(LOW_FS), TOP_HZ],
@@ -109,14 +125,20 @@ def fit_high_band(dataset_dir: str | Path, out_dir: str | Path, name: str = "hig
            "max_lag": 2 * lag}
     gate_scores = {}
     for seconds, knee in GATE_GRID:
-        model = HighBandModel({**card, "gate": {"seconds": seconds, "knee": knee}}, cov)
+        model = HighBandModel({**card, "gate": {"seconds": seconds, "knee": knee, "keep": 1.0}},
+                              cov)
         scores = _score(model, x_train, band_train, SHIPPED_SETS)
         gate_scores[(seconds, knee)] = float(np.mean([s["r_mean"] for s in scores.values()]))
         info(f"gate {seconds:g} s, knee {knee:g}: training r {gate_scores[(seconds, knee)]:.4f}")
     seconds, knee = max(gate_scores, key=gate_scores.__getitem__)
-    card["gate"] = {"seconds": seconds, "knee": knee, "chosen_on": "training split",
+    gate = {"seconds": seconds, "knee": knee, "keep": 1.0}
+    keep = _gate_keep(HighBandModel({**card, "gate": gate}, cov), x_train, SHIPPED_SETS)
+    card["gate"] = {**gate, "keep": round(keep, 4), "chosen_on": "training split",
+                    "keep_is": "median over training records and missing leads of the shipped "
+                               "lead sets of sqrt(energy before / after the gate)",
                     "training_r": {f"{s:g} s, knee {k:g}": round(v, 4)
                                    for (s, k), v in gate_scores.items()}}
+    info(f"gate {seconds:g} s, knee {knee:g}, energy given back x{keep:.3f}")
     x_val, band_val = _signals(ds, "val")
     card["validation"] = {
         "split": "val", "records": len(x_val),
