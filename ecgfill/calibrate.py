@@ -32,6 +32,17 @@ from typing import Any
 
 import numpy as np
 
+from ecgfill.beats import (
+    MIN_BEATS,
+    aligned_beats,
+    beat_template,
+    mean_beat,
+    pearson,
+    place,
+    template_similarity,
+    whole_beats,
+    window_samples,
+)
 from ecgfill.errors import RecordError
 from ecgfill.leads import LIMB_LEADS
 from ecgfill.record import ECGRecord
@@ -47,12 +58,6 @@ MIN_LEAD_SIMILARITY = 0.9
 MIN_SIMILARITY = 0.9
 MIN_REFERENCE_SECONDS = 5.0
 MAX_REFERENCE_SECONDS = 120.0  # a longer reference is fitted on its first two minutes
-TEMPLATE_WINDOW_S = (-0.25, 0.45)  # a beat: from before to after its QRS
-TEMPLATE_MAX_SHIFT_S = 0.04  # the record guard's alignment of two input templates
-ALIGN_MAX_SHIFT_S = 0.03  # each beat's alignment to the reference's input beat
-ALIGN_QRS_S = (-0.1, 0.12)  # the part of the input beat aligned on
-TAPER_SHARE = 0.2  # of the window, raised-cosine at each end
-MIN_BEATS = 3
 # ecgfill.reconstruct.reconstruct_record: (record, model) -> (12-lead record, spread)
 Runner = Callable[..., tuple[ECGRecord, Any]]
 
@@ -67,95 +72,11 @@ class Guard:
     min_lead_similarity: float = MIN_LEAD_SIMILARITY
 
 
-# --------------------------------------------------------------------------------------------
-# Beats
-
-
-def _window(fs: float) -> tuple[int, int]:
-    """Samples before and after a beat's QRS in a template at ``fs``."""
-    return round(-TEMPLATE_WINDOW_S[0] * fs), round(TEMPLATE_WINDOW_S[1] * fs)
-
-
-def whole_beats(peaks: np.ndarray, n: int, fs: float) -> np.ndarray:
-    """The beats whose whole template window lies within ``n`` samples."""
-    before, after = _window(fs)
-    return peaks[(peaks >= before) & (peaks + after <= n)]
-
-
-def mean_beat(x: np.ndarray, peaks: np.ndarray, fs: float, stat: Callable = np.mean
-              ) -> np.ndarray | None:
-    """``stat`` (mean or median) over whole beats of ``x`` ``[rows, T]`` around ``peaks``:
-    ``[rows, window]``; None with fewer than :data:`MIN_BEATS`."""
-    before, after = _window(fs)
-    p = whole_beats(peaks, x.shape[-1], fs)
-    if p.size < MIN_BEATS:
-        return None
-    return stat(np.stack([x[:, q - before: q + after] for q in p]), axis=0)
-
-
-def aligned_beats(inputs: np.ndarray, fs: float, template: np.ndarray | None) -> np.ndarray:
-    """Beat positions in ``inputs`` ``[n_in, T]``, each moved (within
-    :data:`ALIGN_MAX_SHIFT_S`) to where its QRS best matches the input ``template``'s."""
-    from ecgfill.evaluate.features import detect_r_peaks
-
-    x = np.nan_to_num(np.asarray(inputs, dtype=np.float64))
-    peaks = detect_r_peaks(x, fs)
-    if template is None or peaks.size == 0:
-        return peaks
-    before, after = _window(fs)
-    core = slice(before + round(ALIGN_QRS_S[0] * fs), before + round(ALIGN_QRS_S[1] * fs))
-    ref = template[:, core] - template[:, core].mean()
-    most, n = round(ALIGN_MAX_SHIFT_S * fs), x.shape[-1]
-    out = peaks.copy()
-    for k, q in enumerate(peaks):
-        best = -np.inf
-        for shift in range(-most, most + 1):
-            lo = q + shift - before + core.start
-            hi = lo + (core.stop - core.start)
-            if lo < 0 or hi > n:
-                continue
-            seg = x[:, lo:hi] - x[:, lo:hi].mean()
-            den = np.sqrt((seg * seg).sum() * (ref * ref).sum())
-            r = (seg * ref).sum() / den if den > 0 else -np.inf
-            if r > best:
-                best, out[k] = r, q + shift
-    return out
-
-
-def taper(n: int) -> np.ndarray:
-    """``[n]`` ones with raised-cosine ends of :data:`TAPER_SHARE` of ``n`` each."""
-    w = np.ones(n)
-    k = max(1, int(TAPER_SHARE * n))
-    ramp = 0.5 - 0.5 * np.cos(np.pi * (np.arange(k) + 0.5) / k)
-    w[:k], w[n - k:] = ramp, ramp[::-1]
-    return w
-
-
-def place(beat: np.ndarray, peaks: np.ndarray, n: int, fs: float) -> np.ndarray:
-    """``[n]``: the tapered ``beat`` ``[window]`` laid at each of ``peaks`` (partly at the
-    edges); where beats overlap, their weighted mean."""
-    before, after = _window(fs)
-    w = taper(before + after)
-    total, weight = np.zeros(n), np.zeros(n)
-    for q in peaks:
-        lo, hi = max(q - before, 0), min(q + after, n)
-        if hi > lo:
-            total[lo:hi] += (beat * w)[lo - q + before: hi - q + before]
-            weight[lo:hi] += w[lo - q + before: hi - q + before]
-    return total / np.maximum(weight, 1.0)
-
-
-def pearson(a: np.ndarray, b: np.ndarray) -> float:
-    a, b = a - a.mean(), b - b.mean()
-    den = np.sqrt((a * a).sum() * (b * b).sum())
-    return float((a * b).sum() / den) if den > 0 else float("nan")
-
-
 def held_out_gain(residual: np.ndarray, own: np.ndarray, truth: np.ndarray, peaks: np.ndarray,
                   fs: float, strength: float) -> float:
     """Mean gain in Pearson r, over the beats' windows, of the prediction ``own`` corrected by
     the residual beat of the reference's odd beats on its even beats, and the other way round."""
-    before, after = _window(fs)
+    before, after = window_samples(fs)
     gains = []
     for half in (0, 1):
         beat = mean_beat(residual[None], peaks[half::2], fs)
@@ -357,7 +278,7 @@ def fit(reference: str, model: str, fs: float, inputs: np.ndarray, prediction: n
     peaks = aligned_beats(x, fs, first)
     cal.template = mean_beat(x, peaks, fs, np.median)
     peaks = whole_beats(peaks, x.shape[-1], fs)
-    before, after = _window(fs)
+    before, after = window_samples(fs)
     finite_inputs = np.isfinite(np.asarray(inputs, dtype=np.float64)).all(axis=0)
     for k, name in enumerate(output_leads):
         if name not in truth:
@@ -381,34 +302,6 @@ def fit(reference: str, model: str, fs: float, inputs: np.ndarray, prediction: n
         cal.residual_beats[name] = mean_beat(residual[None], good, fs)[0]
         cal.predicted_beats[name] = mean_beat(own[None], good, fs)[0]
     return cal
-
-
-# --------------------------------------------------------------------------------------------
-# The similarity guard
-
-
-def beat_template(inputs: np.ndarray, fs: float) -> np.ndarray | None:
-    """The median beat ``[n_in, window]`` of the input leads around each detected QRS, or None
-    with fewer than :data:`MIN_BEATS` whole beats."""
-    x = np.nan_to_num(np.asarray(inputs, dtype=np.float64))
-    return mean_beat(x, aligned_beats(x, fs, None), fs, np.median)
-
-
-def template_similarity(a: np.ndarray | None, b: np.ndarray | None, fs: float) -> float | None:
-    """Mean over the input leads of the Pearson r between two beat templates, at the best
-    common alignment within ±40 ms; None when either is missing. Each lead counts alike, so a
-    swapped or reversed electrode shows even beside a larger lead."""
-    if a is None or b is None or a.shape != b.shape:
-        return None
-    most = int(round(TEMPLATE_MAX_SHIFT_S * fs))
-    n = a.shape[-1]
-    best = -1.0
-    for shift in range(-most, most + 1):
-        lo, hi = max(0, shift), min(n, n + shift)
-        rs = [pearson(x[lo:hi], y[lo - shift: hi - shift]) for x, y in zip(a, b, strict=True)]
-        r = float(np.nanmean(rs)) if np.isfinite(rs).any() else float("nan")
-        best = max(best, r) if np.isfinite(r) else best
-    return best
 
 
 # --------------------------------------------------------------------------------------------

@@ -24,7 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ecgfill.calibrate import Guard, fit, pearson, template_similarity
+from ecgfill.beats import pearson, template_similarity
+from ecgfill.calibrate import Guard, fit
 from ecgfill.evaluate.calibration import WORSE_BY, dataset_patients
 from ecgfill.leads import INDEPENDENT_LEADS
 from ecgfill.models import load_model

@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from ecgfill import calibrate
-from ecgfill.calibrate import Guard, fit, pearson
+from ecgfill import beats, calibrate
+from ecgfill.beats import pearson
+from ecgfill.calibrate import Guard, fit
 from ecgfill.cli import app
 from ecgfill.errors import RecordError
 from ecgfill.io import read_record, write_record
@@ -36,26 +37,26 @@ def _arrays(record: ECGRecord, distort: float) -> tuple[np.ndarray, np.ndarray, 
 
 def test_residual_beat_is_recovered_and_laid_back_at_each_beat() -> None:
     fs = 100.0
-    before, after = calibrate._window(fs)
+    before, after = beats.window_samples(fs)
     beat = np.sin(np.linspace(0, 3 * np.pi, before + after))
     peaks = np.arange(60, 960, 80)
-    x = calibrate.place(beat, peaks, 1000, fs) / calibrate.taper(before + after).max()
-    mean = calibrate.mean_beat(x[None], peaks, fs)
+    x = beats.place(beat, peaks, 1000, fs) / beats.taper(before + after).max()
+    mean = beats.mean_beat(x[None], peaks, fs)
     assert mean is not None and mean.shape == (1, before + after)
     core = slice(before - 10, before + 10)  # away from the taper and the neighbours' windows
     assert np.allclose(mean[0, core], beat[core], atol=1e-9)
-    assert calibrate.mean_beat(x[None], peaks[:2], fs) is None  # fewer than MIN_BEATS
-    assert calibrate.place(beat, np.array([], dtype=np.int64), 500, fs).tolist() == [0.0] * 500
+    assert beats.mean_beat(x[None], peaks[:2], fs) is None  # fewer than MIN_BEATS
+    assert beats.place(beat, np.array([], dtype=np.int64), 500, fs).tolist() == [0.0] * 500
 
 
 def test_beats_are_aligned_to_the_reference_beat() -> None:
     rec = synthesize(10, 100, PATIENT, seed=1)
     inputs = np.stack([rec.lead(n) for n in ("I", "II", "V4")]).astype(np.float64)
-    template = calibrate.mean_beat(inputs, calibrate.aligned_beats(inputs, 100.0, None), 100.0,
+    template = beats.mean_beat(inputs, beats.aligned_beats(inputs, 100.0, None), 100.0,
                                    np.median)
     shifted = np.roll(inputs, 2, axis=1)  # the same beats, 20 ms later
-    plain = calibrate.aligned_beats(inputs, 100.0, template)
-    moved = calibrate.aligned_beats(shifted, 100.0, template)
+    plain = beats.aligned_beats(inputs, 100.0, template)
+    moved = beats.aligned_beats(shifted, 100.0, template)
     assert plain.size == moved.size and np.array_equal(moved[1:-1], plain[1:-1] + 2)
 
 

@@ -19,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from ecgfill.calibrate import Guard, beat_template, fit, pearson, template_similarity
+from ecgfill.beats import beat_template, pearson, template_similarity
+from ecgfill.calibrate import Guard, fit
 from ecgfill.errors import UsageError
 from ecgfill.leads import INDEPENDENT_LEADS, STANDARD_LEADS, LeadPlan
 
