@@ -111,6 +111,13 @@ def read_card(path: Path, fmt: str = CARD_FORMAT, what: str = "model",
         raise ModelError(f"{path}: cannot read {what} card ({exc})") from None
     if not isinstance(card, dict) or card.get("format") != fmt:
         raise ModelError(f"{path}: not an ecgfill {what} card")
+    return check_card_fields(card, path, what, required)
+
+
+def check_card_fields(card: dict[str, Any], path: Path, what: str = "model",
+                      required: Iterable[str] = (*CARD_IDENTITY_KEYS, "normalization")
+                      ) -> dict[str, Any]:
+    """``card``, or ModelError when it lacks a ``required`` field."""
     missing = [k for k in required if k not in card]
     if missing:
         raise ModelError(f"{path}: {what} card lacks {', '.join(missing)}")

@@ -21,6 +21,7 @@ from ecgfill.models.base import (
     CARD_FORMAT,
     ReconstructionModel,
     TorchModel,
+    check_card_fields,
     load_checkpoint,
     read_card,
     verify_sha256,
@@ -63,21 +64,47 @@ def available_models() -> list[dict[str, Any]]:
     found: dict[str, dict[str, Any]] = {}
     for directory in model_dirs():
         for path in sorted(directory.glob("*.json")):
-            try:
-                if _is_card_file(path):
-                    card = read_card(path)
-                    found.setdefault(card["name"], {**card, "card_path": str(path)})
-            except ModelError as exc:
-                warn(str(exc))
+            card = _card_in(path)
+            if isinstance(card, ModelError):
+                warn(str(card))
+            elif card is not None:
+                found.setdefault(card["name"], {**card, "card_path": str(path)})
     return list(found.values())
+
+
+# path -> ((mtime_ns, size), the card, None when not a card, or why it is broken)
+_CARDS: dict[Path, tuple[tuple[int, int], dict[str, Any] | ModelError | None]] = {}
+
+
+def _card_in(path: Path) -> dict[str, Any] | ModelError | None:
+    """The model card in a JSON file, None when the file is not one, or the ModelError of a
+    broken one; parsed once per process while the file is unchanged (a command looks up the
+    installed models several times, and the any-subset card alone is about 2 MB)."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    key = (stat.st_mtime_ns, stat.st_size)
+    cached = _CARDS.get(path)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    try:
+        text = json.loads(path.read_text())
+    except (OSError, ValueError):
+        text = None
+    card: dict[str, Any] | ModelError | None = None
+    if isinstance(text, dict) and text.get("format") == CARD_FORMAT:
+        try:
+            card = check_card_fields(text, path)
+        except ModelError as exc:
+            card = exc
+    _CARDS[path] = (key, card)
+    return card
 
 
 def _is_card_file(path: Path) -> bool:
     """Whether a JSON file claims to be an ecgfill model card (it may still be broken)."""
-    try:
-        return bool(json.loads(path.read_text()).get("format") == CARD_FORMAT)
-    except (OSError, ValueError, AttributeError):
-        return False
+    return _card_in(path) is not None
 
 
 def installed_cards() -> list[dict[str, Any]]:
