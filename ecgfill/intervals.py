@@ -174,6 +174,10 @@ def no_calibration(name: str) -> str:
             f"scripts/calibrate_intervals.py {name})")
 
 
+# (id of a card's intervals block, plan key) -> (that block, its PlanCalibration)
+_PLAN_CALIBRATIONS: dict[tuple[int, str], tuple[Any, Any]] = {}
+
+
 @dataclass(frozen=True)
 class PlanCalibration:
     """A model's calibration for one lead plan: per uncertain lead, and the expected-r fit."""
@@ -193,6 +197,9 @@ class PlanCalibration:
         block = card.get("intervals")
         if not isinstance(block, Mapping) or block.get("format") != FORMAT:
             raise ModelError(no_calibration(name))
+        cached = _PLAN_CALIBRATIONS.get((id(block), plan.key))
+        if cached is not None and cached[0] is block:  # the same card's block: every record asks
+            return cached[1]
         table = dict(block.get("fallback") or {})
         table.update((block.get("lead_sets") or {}).get(plan.key) or {})
         wanted = uncertain_leads(plan)
@@ -201,9 +208,13 @@ class PlanCalibration:
             raise ModelError(f"model {name}: no interval calibration for lead(s) "
                              f"{','.join(lacking)} with leads {plan.key}")
         fit = block["expected_r"]
-        return cls(name, plan, {n: LeadCalibration.from_dict(table[n]) for n in wanted},
+        made = cls(name, plan, {n: LeadCalibration.from_dict(table[n]) for n in wanted},
                    tuple(fit["coef"]), fit.get("partner"),
                    tuple(fit["coef_partner"]) if fit.get("coef_partner") else None)
+        if len(_PLAN_CALIBRATIONS) > 64:
+            _PLAN_CALIBRATIONS.clear()
+        _PLAN_CALIBRATIONS[(id(block), plan.key)] = (block, made)
+        return made
 
     def scales(self, out12: np.ndarray, inputs: np.ndarray, fs: float) -> np.ndarray:
         """``[..., n_uncertain, T]`` scales at the model's rate ``fs``."""

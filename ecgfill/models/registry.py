@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.resources
 import json
 import os
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,13 @@ from ecgfill.models.onnx_backend import OnnxModel, open_session, session_card
 
 def model_dirs() -> list[Path]:
     """Where shipped models are looked for, in order: the installed package's
-    ``shipped_models``, the source checkout's ``models/``, then ``$ECGFILL_MODELS``."""
+    ``shipped_models``, the source checkout's ``models/``, then ``$ECGFILL_MODELS``
+    (worked out once per value of ``$ECGFILL_MODELS``: every record asks)."""
+    return list(_model_dirs(os.environ.get("ECGFILL_MODELS", "")))
+
+
+@cache
+def _model_dirs(env: str) -> tuple[Path, ...]:
     candidates: list[Path] = []
     try:
         shipped = importlib.resources.files("ecgfill") / "shipped_models"
@@ -43,7 +50,6 @@ def model_dirs() -> list[Path]:
     checkout = Path(__file__).resolve().parents[2]
     if (checkout / "pyproject.toml").is_file():  # a source checkout, not site-packages
         candidates.append(checkout / "models")
-    env = os.environ.get("ECGFILL_MODELS", "")
     candidates.extend(Path(p) for p in env.split(os.pathsep) if p)
     seen: set[Path] = set()
     dirs = []
@@ -52,7 +58,7 @@ def model_dirs() -> list[Path]:
         if resolved.is_dir() and resolved not in seen:
             seen.add(resolved)
             dirs.append(resolved)
-    return dirs
+    return tuple(dirs)
 
 
 def available_models() -> list[dict[str, Any]]:
