@@ -251,6 +251,9 @@ def at_rate(x: np.ndarray, fs: float, fs_out: float) -> np.ndarray:
     width = int(round(fs / fs_out))
     smooth = uniform_filter1d(x, width, axis=-1, mode="nearest") if width > 1 else x
     n_out = max(1, int(round(x.shape[-1] * fs_out / fs)))
+    if abs(fs - width * fs_out) < 1e-9 and (n_out - 1) * width < x.shape[-1]:
+        # a whole ratio: the output samples fall on input samples, so interpolation is slicing
+        return np.ascontiguousarray(smooth[:, ::width][:, :n_out], dtype=np.float32)
     t_in = np.arange(x.shape[-1]) / fs
     t_out = np.arange(n_out) / fs_out
     return np.stack([np.interp(t_out, t_in, row) for row in smooth]).astype(np.float32)

@@ -316,3 +316,20 @@ def test_shipped_any_subset_model_gives_bands_for_any_lead_set(tmp_path: Path,
     up = read_record(tmp_path / "out" / "r_upper.hea")
     for i, name in enumerate(STANDARD_LEADS):
         assert ((up.signal[i] - low.signal[i]).max() > 0) == (name in unsure)
+
+
+@pytest.mark.parametrize(("fs", "n"), [(500.0, 5000), (500.0, 5003), (250.0, 2501), (1000.0, 999)])
+def test_at_rate_slices_at_a_whole_ratio_as_it_interpolates(fs: float, n: int) -> None:
+    from scipy.ndimage import uniform_filter1d
+
+    from ecgfill.intervals import at_rate
+
+    x = np.random.default_rng(3).standard_normal((3, n)).astype(np.float32)
+    got = at_rate(x, fs, 100.0)
+    smooth = uniform_filter1d(x, int(round(fs / 100.0)), axis=-1, mode="nearest")
+    n_out = int(round(n * 100.0 / fs))
+    t_in, t_out = np.arange(n) / fs, np.arange(n_out) / 100.0
+    want = np.stack([np.interp(t_out, t_in, row) for row in smooth])
+    assert got.shape == want.shape and got.dtype == np.float32
+    assert np.allclose(got, want, atol=1e-5)
+    assert np.array_equal(at_rate(x, 100.0, 100.0), x)
