@@ -119,6 +119,23 @@ def test_lead_guard_leaves_a_lead_whose_beats_changed() -> None:
     assert fresh.chunks == 0 and not fresh.applied and fresh.summary()["leads_calibrated"] == list(OUT)
 
 
+def test_lead_guard_decides_chunk_by_chunk_and_says_so() -> None:
+    ref = synthesize(20, 100, PATIENT, seed=1)
+    cal = fit("ref", "m", 100.0, *_arrays(ref, 0.6), ("I", "II", "V4"), OUT, Guard(1.0, 0.0, 0.7))
+    inputs, prediction, _ = _arrays(synthesize(10, 100, PATIENT, seed=2), 0.6)
+    checked = cal.for_record(inputs)
+    checked.apply(inputs, prediction)  # chunk 1: both leads like the reference
+    changed = prediction.copy()
+    changed[1] = -changed[1]
+    checked.apply(inputs, changed)  # chunk 2: V2's beats changed
+    summary = checked.summary()
+    assert checked.chunks == 2 and checked.applied == {"V1": 2, "V2": 1}
+    assert summary["leads_calibrated"] == list(OUT)
+    assert summary["leads_calibrated_partly"] == {"V2": "1 of 2 chunks"}
+    assert summary["lead_similarity"]["V2"] < 0.9  # the lowest over the chunks
+    assert not summary["fell_back"]
+
+
 def test_held_out_guard_leaves_unpredictable_leads_alone() -> None:
     from ecgfill.evaluate.features import detect_r_peaks
 
