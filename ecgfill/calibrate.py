@@ -161,8 +161,10 @@ class Calibration:
             if residual is None:
                 continue
             sim = pearson(beats[k], self.predicted_beats[name]) if beats is not None else np.nan
-            before = self.lead_similarity.get(name, np.inf)
-            self.lead_similarity[name] = sim if not sim >= before else before
+            if np.isfinite(sim):  # the lowest over the chunks with beats
+                self.lead_similarity[name] = min(sim, self.lead_similarity.get(name, np.inf))
+            else:
+                self.lead_similarity.setdefault(name, np.nan)
             if sim >= self.guard.min_lead_similarity:
                 self.applied[name] = self.applied.get(name, 0) + 1
                 deltas[k] = self.strength * place(residual, peaks, x.shape[-1], self.fs)

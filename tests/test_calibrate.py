@@ -134,6 +134,9 @@ def test_lead_guard_decides_chunk_by_chunk_and_says_so() -> None:
     assert summary["leads_calibrated_partly"] == {"V2": "1 of 2 chunks"}
     assert summary["lead_similarity"]["V2"] < 0.9  # the lowest over the chunks
     assert not summary["fell_back"]
+    flat = np.zeros_like(inputs)  # chunk 3: no beats found: nothing applied, nothing forgotten
+    assert np.array_equal(checked.apply(flat, prediction), prediction.astype(np.float32))
+    assert checked.chunks == 3 and checked.summary()["lead_similarity"] == summary["lead_similarity"]
 
 
 def test_held_out_guard_leaves_unpredictable_leads_alone() -> None:
