@@ -45,33 +45,43 @@ def mean_beat(x: np.ndarray, peaks: np.ndarray, fs: float, stat: Callable = np.m
     return stat(np.stack([x[:, q - before: q + after] for q in p]), axis=0)
 
 
-def aligned_beats(inputs: np.ndarray, fs: float, template: np.ndarray | None) -> np.ndarray:
-    """Beat positions in ``inputs`` ``[n_in, T]``, each moved (within
-    :data:`ALIGN_MAX_SHIFT_S`) to where its QRS best matches the input ``template``'s."""
+def detect_beats(inputs: np.ndarray, fs: float) -> np.ndarray:
+    """Beat positions (QRS) in ``inputs`` ``[n_in, T]`` (NaN as 0)."""
     from ecgfill.evaluate.features import detect_r_peaks
 
+    return detect_r_peaks(np.nan_to_num(np.asarray(inputs, dtype=np.float64)), fs)
+
+
+def align_beats(inputs: np.ndarray, peaks: np.ndarray, fs: float,
+                template: np.ndarray | None) -> np.ndarray:
+    """``peaks`` each moved (within :data:`ALIGN_MAX_SHIFT_S`) to where the QRS of ``inputs``
+    ``[n_in, T]`` best matches the input ``template``'s (Pearson r over the leads together);
+    a beat with no shift to compare stays where it is."""
     x = np.nan_to_num(np.asarray(inputs, dtype=np.float64))
-    peaks = detect_r_peaks(x, fs)
-    if template is None or peaks.size == 0:
+    before, _ = window_samples(fs)
+    start, stop = before + round(ALIGN_QRS_S[0] * fs), before + round(ALIGN_QRS_S[1] * fs)
+    width, n = stop - start, x.shape[-1]
+    if template is None or peaks.size == 0 or n < width:
         return peaks
-    before, after = window_samples(fs)
-    core = slice(before + round(ALIGN_QRS_S[0] * fs), before + round(ALIGN_QRS_S[1] * fs))
-    ref = template[:, core] - template[:, core].mean()
-    most, n = round(ALIGN_MAX_SHIFT_S * fs), x.shape[-1]
-    out = peaks.copy()
-    for k, q in enumerate(peaks):
-        best = -np.inf
-        for shift in range(-most, most + 1):
-            lo = q + shift - before + core.start
-            hi = lo + (core.stop - core.start)
-            if lo < 0 or hi > n:
-                continue
-            seg = x[:, lo:hi] - x[:, lo:hi].mean()
-            den = np.sqrt((seg * seg).sum() * (ref * ref).sum())
-            r = (seg * ref).sum() / den if den > 0 else -np.inf
-            if r > best:
-                best, out[k] = r, q + shift
-    return out
+    from ecgfill.evaluate.metrics import pearson_rows
+
+    most = round(ALIGN_MAX_SHIFT_S * fs)
+    shifts = np.arange(-most, most + 1)
+    first = peaks[:, None] + shifts[None, :] - before + start  # [beats, shifts]
+    inside = (first >= 0) & (first + width <= n)
+    idx = np.clip(first, 0, n - width)[..., None] + np.arange(width)  # [beats, shifts, width]
+    segments = np.moveaxis(x[:, idx], 0, 2).reshape(idx.shape[0] * idx.shape[1], -1)
+    ref = np.broadcast_to(template[:, start:stop].ravel(), segments.shape)
+    r = pearson_rows(segments, ref).reshape(idx.shape[:2])
+    r = np.where(inside & np.isfinite(r), r, -np.inf)
+    found = np.isfinite(r.max(axis=1))
+    return np.where(found, peaks + shifts[np.argmax(r, axis=1)], peaks)
+
+
+def aligned_beats(inputs: np.ndarray, fs: float, template: np.ndarray | None) -> np.ndarray:
+    """Beat positions in ``inputs`` (:func:`detect_beats`), aligned to the input ``template``
+    (:func:`align_beats`)."""
+    return align_beats(inputs, detect_beats(inputs, fs), fs, template)
 
 
 def taper(n: int) -> np.ndarray:
@@ -101,7 +111,7 @@ def beat_template(inputs: np.ndarray, fs: float) -> np.ndarray | None:
     """The median beat ``[n_in, window]`` of the input leads around each detected QRS, or None
     with fewer than :data:`MIN_BEATS` whole beats."""
     x = np.nan_to_num(np.asarray(inputs, dtype=np.float64))
-    return mean_beat(x, aligned_beats(x, fs, None), fs, np.median)
+    return mean_beat(x, detect_beats(x, fs), fs, np.median)
 
 
 def template_similarity(a: np.ndarray | None, b: np.ndarray | None, fs: float) -> float | None:

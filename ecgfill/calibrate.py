@@ -8,8 +8,9 @@ the mean over its beats of (true lead − model's prediction) from 250 ms before
 each QRS. On a record, every beat is found on the input leads, aligned (within ±30 ms) to the
 reference's input beat, and :data:`STRENGTH` × the residual beat is added to the prediction
 there (tapered at the window's ends; where windows overlap, their mean). Strength and guards
-were chosen on the training folds (``scripts/calibration_tune.py``); the correction is fitted and
-applied at the model's rate, chunk by chunk, so records of any length and rate are served.
+were chosen on half of the validation fold's patients (``scripts/calibration_tune.py``); the
+correction is fitted and applied at the model's rate, chunk by chunk, so records of any length
+and rate are served.
 
 Three guards leave a lead as the model predicts it, each said in the output:
 
@@ -34,8 +35,10 @@ import numpy as np
 
 from ecgfill.beats import (
     MIN_BEATS,
+    align_beats,
     aligned_beats,
     beat_template,
+    detect_beats,
     mean_beat,
     pearson,
     place,
@@ -64,7 +67,7 @@ Runner = Callable[..., tuple[ECGRecord, Any]]
 
 @dataclass(frozen=True)
 class Guard:
-    """The strength and the guards' thresholds (defaults: chosen on training folds)."""
+    """The strength and the guards' thresholds (defaults: see the constants above)."""
 
     strength: float = STRENGTH
     min_held_out_gain: float = MIN_HELD_OUT_GAIN
@@ -139,10 +142,7 @@ class Calibration:
     def apply(self, inputs: np.ndarray, prediction: np.ndarray) -> np.ndarray:
         """The corrected ``prediction`` ``[len(output_leads), T]`` from the input-filtered
         model ``inputs`` ``[len(input_leads), T]`` at :attr:`fs` (NaN stays NaN)."""
-        out = np.array(prediction, dtype=np.float32)
-        for k, delta in self._deltas(inputs, prediction).items():
-            out[k] = (np.asarray(prediction[k], dtype=np.float64) + delta).astype(np.float32)
-        return out
+        return _added(prediction, self._deltas(inputs, prediction))
 
     def _deltas(self, inputs: np.ndarray, prediction: np.ndarray) -> dict[int, np.ndarray]:
         """The correction ``[T]`` (float64) of each output lead that passes the lead guard, by
@@ -176,7 +176,7 @@ class Calibration:
         inputs and the prediction are resampled to :attr:`fs` (as the model's inputs are), the
         correction is computed there and added, resampled to :attr:`record_fs`, to the
         prediction."""
-        from ecgfill.dsp import apply_filters, resample
+        from ecgfill.dsp import apply_filters, fit_length, resample
 
         if not self.residual_beats:
             return np.asarray(prediction, dtype=np.float32)
@@ -187,12 +187,9 @@ class Calibration:
         x = apply_filters(resample(np.nan_to_num(np.asarray(inputs, dtype=np.float64)), fs,
                                    self.fs), self.fs, self.filters)
         y = resample(np.nan_to_num(np.asarray(prediction, dtype=np.float64)), fs, self.fs)
-        out = np.array(prediction, dtype=np.float32)
-        for k, delta in self._deltas(x, y).items():
-            up = np.asarray(resample(delta[None], self.fs, fs), dtype=np.float64)[0]
-            up = up[:n] if up.size >= n else np.pad(up, (0, n - up.size), mode="edge")
-            out[k] = (np.asarray(prediction[k], dtype=np.float64) + up).astype(np.float32)
-        return out
+        return _added(prediction, {
+            k: fit_length(np.asarray(resample(delta[None], self.fs, fs), dtype=np.float64)[0], n)
+            for k, delta in self._deltas(x, y).items()})
 
     def for_record(self, inputs: np.ndarray, similarity: float | None = None) -> Calibration:
         """This calibration for a new record, checked against the record's input-filtered model
@@ -267,6 +264,14 @@ class Calibration:
                 for why, leads in reasons.items()]
 
 
+def _added(prediction: np.ndarray, deltas: dict[int, np.ndarray]) -> np.ndarray:
+    """``prediction`` (float32) with ``deltas`` (row -> ``[T]``) added in float64."""
+    out = np.array(prediction, dtype=np.float32)
+    for k, delta in deltas.items():
+        out[k] = (np.asarray(prediction[k], dtype=np.float64) + delta).astype(np.float32)
+    return out
+
+
 def fit(reference: str, model: str, fs: float, inputs: np.ndarray, prediction: np.ndarray,
         truth: dict[str, np.ndarray], input_leads: tuple[str, ...],
         output_leads: tuple[str, ...], guard: Guard = Guard()) -> Calibration:
@@ -276,8 +281,8 @@ def fit(reference: str, model: str, fs: float, inputs: np.ndarray, prediction: n
     there is not calibrated). Beats with a non-finite sample are left out of a lead's fit."""
     cal = Calibration(reference, model, fs, tuple(input_leads), tuple(output_leads), guard)
     x = np.nan_to_num(np.asarray(inputs, dtype=np.float64))
-    first = mean_beat(x, aligned_beats(x, fs, None), fs, np.median)
-    peaks = aligned_beats(x, fs, first)
+    detected = detect_beats(x, fs)  # aligned to their own median beat, then averaged again
+    peaks = align_beats(x, detected, fs, mean_beat(x, detected, fs, np.median))
     cal.template = mean_beat(x, peaks, fs, np.median)
     peaks = whole_beats(peaks, x.shape[-1], fs)
     before, after = window_samples(fs)

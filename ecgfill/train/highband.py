@@ -14,7 +14,7 @@ import json
 import shlex
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ import numpy as np
 from ecgfill import __version__
 from ecgfill.console import info
 from ecgfill.errors import UsageError
+from ecgfill.evaluate.metrics import pearson_rows
 from ecgfill.io.atomic import write_text_atomic
 from ecgfill.leads import INDEPENDENT_LEADS, STANDARD_LEADS, LeadPlan
 from ecgfill.models.anyset import SHIPPED_SETS, lagged_covariance
@@ -56,26 +57,34 @@ def _signals(ds: Any, split: str) -> tuple[np.ndarray, np.ndarray]:
     return x, high_band(x, ds.fs, LOW_FS)
 
 
+def _plans(x: np.ndarray, sets: Iterable[tuple[str, ...]]
+           ) -> Iterator[tuple[str, LeadPlan, list[int], Iterator[np.ndarray]]]:
+    """Per lead set: its name, plan, the rows of the leads it lacks, and each record's measured
+    quantities (records ``x`` ``[n, 8, T]``)."""
+    for leads in sets:
+        plan = LeadPlan.of(leads)
+        a = plan.constraints()
+        missing = [i for i, name in enumerate(INDEPENDENT_LEADS) if name in plan.predicted]
+        yield ",".join(leads), plan, missing, (a @ record for record in x)
+
+
 def _score(model: HighBandModel, x: np.ndarray, band: np.ndarray,
            sets: Iterable[tuple[str, ...]]) -> dict[str, dict[str, float]]:
     """Per lead set: mean and median r and median energy ratio of the high band of the leads
     the set lacks, over records."""
     out = {}
-    for leads in sets:
-        plan = LeadPlan.of(leads)
-        a = plan.constraints()
-        missing = [i for i, name in enumerate(INDEPENDENT_LEADS) if name in plan.predicted]
+    for key, plan, missing, measured in _plans(x, sets):
         rs, ratios = [], []
-        for record, truth in zip(x, band, strict=True):
-            pred = model.predict((a @ record), model.fs, plan)
-            for i in missing:
-                t, p = truth[i], pred[i].astype(np.float64)
-                if t.std() > 0 and p.std() > 0:
-                    rs.append(float(np.corrcoef(t, p)[0, 1]))
-                    ratios.append(float((p**2).sum() / (t**2).sum()))
-        out[",".join(leads)] = {"r_mean": float(np.mean(rs)), "r_median": float(np.median(rs)),
-                                "energy_ratio_median": float(np.median(ratios)),
-                                "energy_ratio_mean": float(np.mean(ratios)), "n": len(rs)}
+        for inputs, truth in zip(measured, band, strict=True):
+            t = truth[missing]
+            p = model.predict(inputs, model.fs, plan)[missing].astype(np.float64)
+            r = pearson_rows(t, p)
+            ok = np.isfinite(r)
+            rs.extend(r[ok])
+            ratios.extend(((p**2).sum(-1) / (t**2).sum(-1))[ok])
+        out[key] = {"r_mean": float(np.mean(rs)), "r_median": float(np.median(rs)),
+                    "energy_ratio_median": float(np.median(ratios)),
+                    "energy_ratio_mean": float(np.mean(ratios)), "n": len(rs)}
     return out
 
 
@@ -83,14 +92,11 @@ def _gate_keep(model: HighBandModel, x: np.ndarray, sets: Iterable[tuple[str, ..
     """The median over records and missing leads of ``sets`` of the factor that gives back the
     energy the gate takes from the ridge's prediction."""
     factors = []
-    for leads in sets:
-        plan = LeadPlan.of(leads)
-        a = plan.constraints()
-        rows = [i for i, name in enumerate(INDEPENDENT_LEADS) if name in plan.predicted]
-        for record in x:
-            y, gate = model.ungated(a @ record, plan, rows)
-            gated = (y * gate) ** 2
-            factors.extend(np.sqrt((y**2).sum(-1) / gated.sum(-1))[gated.sum(-1) > 0])
+    for _, plan, missing, measured in _plans(x, sets):
+        for inputs in measured:
+            y, gate = model.ungated(inputs, plan, missing)
+            gated = ((y * gate) ** 2).sum(-1)
+            factors.extend(np.sqrt((y**2).sum(-1) / gated)[gated > 0])
     return float(np.median(factors))
 
 
